@@ -1,0 +1,391 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * The container: the backend's state behind one VFIO container, its IOMMU
+ * domains and the groups attached to them.
+ *
+ * A group joins an existing domain when the IOMMU driver accepts it there,
+ * else it gets a new domain, which is given every existing mapping (copied
+ * from the first domain, or pinned afresh when it is the first). When the
+ * last domain goes, every mapping is unpinned and removed, as in type1.
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/device.h>
+#include <linux/irqdomain.h>
+#include <linux/slab.h>
+#include <linux/vfio.h>
+
+#include "vfio_async.h"
+
+void *vfio_async_open(unsigned long type)
+{
+	struct vfio_async_container *c;
+
+	if (type != VFIO_ASYNC_IOMMU &&
+	    !(type == VFIO_TYPE1v2_IOMMU && vfio_async_type1v2_dropin))
+		return ERR_PTR(-EINVAL);
+
+	c = kzalloc(sizeof(*c), GFP_KERNEL_ACCOUNT);
+	if (!c)
+		return ERR_PTR(-ENOMEM);
+
+	mutex_init(&c->lock);
+	INIT_LIST_HEAD(&c->domains);
+	INIT_LIST_HEAD(&c->iova_ranges);
+	c->dma_tree = RB_ROOT;
+	c->dma_avail = vfio_async_dma_entry_limit;
+	c->pgsize_bitmap = PAGE_MASK;
+	atomic_long_inc(&vfio_async_stats.containers);
+	return c;
+}
+
+/* Unmap, unpin and forget @dma; lock held. */
+void vfio_async_remove_dma(struct vfio_async_container *c,
+			   struct vfio_async_dma *dma)
+{
+	vfio_async_unmap_unpin(c, dma);
+	vfio_async_unlink_dma(c, dma);
+	vfio_async_dma_free(dma);
+	c->dma_avail++;
+}
+
+static void remove_all_dmas(struct vfio_async_container *c)
+{
+	struct rb_node *node;
+
+	while ((node = rb_first(&c->dma_tree)))
+		vfio_async_remove_dma(c, rb_entry(node, struct vfio_async_dma, node));
+}
+
+void vfio_async_release(void *iommu_data)
+{
+	struct vfio_async_container *c = iommu_data;
+
+	/* VFIO detaches every group before it releases the container. */
+	mutex_lock(&c->lock);
+	WARN_ON(!list_empty(&c->domains));
+	remove_all_dmas(c);
+	vfio_async_free_iova_ranges(&c->iova_ranges);
+	mutex_unlock(&c->lock);
+
+	mutex_destroy(&c->lock);
+	kfree(c);
+	atomic_long_dec(&vfio_async_stats.containers);
+}
+
+static struct vfio_async_group *find_group(struct vfio_async_container *c,
+					   struct iommu_group *iommu_group,
+					   struct vfio_async_domain **domain)
+{
+	struct vfio_async_domain *d;
+	struct vfio_async_group *g;
+
+	list_for_each_entry(d, &c->domains, next) {
+		list_for_each_entry(g, &d->groups, next) {
+			if (g->iommu_group == iommu_group) {
+				if (domain)
+					*domain = d;
+				return g;
+			}
+		}
+	}
+	return NULL;
+}
+
+static int first_dev_domain_alloc(struct device *dev, void *data)
+{
+	struct iommu_domain **domain = data;
+
+	*domain = iommu_domain_alloc(dev->bus);
+	return 1; /* the first device is enough */
+}
+
+static int dev_has_intr_remap(struct device *dev, void *unused)
+{
+	return device_iommu_capable(dev, IOMMU_CAP_INTR_REMAP);
+}
+
+/*
+ * Without interrupt remapping a device could forge MSI writes to any
+ * vector, so such groups are refused unless the admin allows it.
+ */
+static bool msi_isolated(struct iommu_group *iommu_group)
+{
+	return irq_domain_check_msi_remap() ||
+	       iommu_group_for_each_dev(iommu_group, NULL, dev_has_intr_remap);
+}
+
+/* Set up the MSI window for IOMMUs whose MSIs go through the page table. */
+static int get_sw_msi_cookie(struct vfio_async_domain *d,
+			     struct iommu_group *iommu_group)
+{
+	struct iommu_resv_region *region;
+	bool sw_msi = false;
+	phys_addr_t base = 0;
+	LIST_HEAD(resv);
+	int ret;
+
+	ret = iommu_get_group_resv_regions(iommu_group, &resv);
+	if (ret)
+		return ret;
+	list_for_each_entry(region, &resv, list) {
+		if (region->type == IOMMU_RESV_SW_MSI) {
+			sw_msi = true;
+			base = region->start;
+		}
+	}
+	iommu_put_resv_regions(NULL, &resv);
+
+	if (!sw_msi)
+		return 0;
+	ret = iommu_get_msi_cookie(d->domain, base);
+	return ret == -ENODEV ? 0 : ret;
+}
+
+static void update_pgsize_bitmap(struct vfio_async_container *c)
+{
+	struct vfio_async_domain *d;
+	unsigned long bitmap = PAGE_MASK;
+
+	list_for_each_entry(d, &c->domains, next)
+		bitmap &= d->domain->pgsize_bitmap;
+
+	/* Sub-page IOMMU pages can still map whole CPU pages. */
+	if (bitmap & ~PAGE_MASK) {
+		bitmap &= PAGE_MASK;
+		bitmap |= PAGE_SIZE;
+	}
+	c->pgsize_bitmap = bitmap ? bitmap : PAGE_SIZE;
+}
+
+/* Try the domains the container has; true when @g joined one of them. */
+static bool join_existing_domain(struct vfio_async_container *c,
+				 struct vfio_async_domain *fresh,
+				 struct vfio_async_group *g)
+{
+	struct vfio_async_domain *d;
+
+	list_for_each_entry(d, &c->domains, next) {
+		/* Same driver and coherency, or KVM's view would be wrong. */
+		if (d->domain->ops != fresh->domain->ops ||
+		    d->enforce_cc != fresh->enforce_cc)
+			continue;
+		if (!iommu_attach_group(d->domain, g->iommu_group)) {
+			list_add(&g->next, &d->groups);
+			return true;
+		}
+	}
+	return false;
+}
+
+static struct vfio_async_domain *new_domain(struct iommu_group *iommu_group)
+{
+	struct vfio_async_domain *d;
+	const struct iommu_domain_ops *ops;
+
+	d = kzalloc(sizeof(*d), GFP_KERNEL_ACCOUNT);
+	if (!d)
+		return ERR_PTR(-ENOMEM);
+	INIT_LIST_HEAD(&d->groups);
+
+	iommu_group_for_each_dev(iommu_group, &d->domain,
+				 first_dev_domain_alloc);
+	if (!d->domain) {
+		kfree(d);
+		return ERR_PTR(-EIO);
+	}
+
+	/* No-snoop DMA blocked means KVM need not emulate WBINVD. */
+	ops = d->domain->ops;
+	if (ops->enforce_cache_coherency)
+		d->enforce_cc = ops->enforce_cache_coherency(d->domain);
+	return d;
+}
+
+static void free_domain(struct vfio_async_domain *d)
+{
+	iommu_domain_free(d->domain);
+	kfree(d);
+}
+
+/*
+ * Attach @g to a domain of its own, @d, which must end up with every
+ * existing mapping before it joins the container.
+ */
+static int attach_new_domain(struct vfio_async_container *c,
+			     struct vfio_async_domain *d,
+			     struct vfio_async_group *g)
+{
+	struct vfio_async_domain *from = NULL;
+	int ret;
+
+	ret = iommu_attach_group(d->domain, g->iommu_group);
+	if (ret)
+		return ret;
+	list_add(&g->next, &d->groups);
+
+	ret = get_sw_msi_cookie(d, g->iommu_group);
+	if (ret)
+		goto err_detach;
+
+	if (!list_empty(&c->domains))
+		from = list_first_entry(&c->domains, struct vfio_async_domain,
+					next);
+	/* The first domain is the PFN record: replay pins into it in place. */
+	list_add_tail(&d->next, &c->domains);
+	ret = vfio_async_replay(c, from, d);
+	if (ret) {
+		list_del(&d->next);
+		goto err_detach;
+	}
+	update_pgsize_bitmap(c);
+	return 0;
+
+err_detach:
+	list_del(&g->next);
+	iommu_detach_group(d->domain, g->iommu_group);
+	return ret;
+}
+
+int vfio_async_attach_group(void *iommu_data, struct iommu_group *iommu_group,
+			    enum vfio_group_type type)
+{
+	struct vfio_async_container *c = iommu_data;
+	struct vfio_async_domain *d;
+	struct vfio_async_group *g;
+	LIST_HEAD(ranges);
+	int ret;
+
+	/* Mediated devices would need pin_pages()/dma_rw(): not offered. */
+	if (type != VFIO_IOMMU)
+		return -EOPNOTSUPP;
+
+	if (!vfio_async_allow_unsafe_interrupts && !msi_isolated(iommu_group)) {
+		pr_warn("group %d: no interrupt remapping; refused (see allow_unsafe_interrupts)\n",
+			iommu_group_id(iommu_group));
+		return -EPERM;
+	}
+
+	g = kzalloc(sizeof(*g), GFP_KERNEL_ACCOUNT);
+	if (!g)
+		return -ENOMEM;
+	g->iommu_group = iommu_group;
+
+	mutex_lock(&c->lock);
+	ret = -EINVAL;
+	if (find_group(c, iommu_group, NULL))
+		goto err_free_group;
+
+	d = new_domain(iommu_group);
+	if (IS_ERR(d)) {
+		ret = PTR_ERR(d);
+		goto err_free_group;
+	}
+
+	/* The new group's apertures and reserved regions must spare every mapping. */
+	list_add(&g->next, &d->groups);
+	ret = vfio_async_compute_iova_ranges(c, d, &ranges);
+	list_del(&g->next);
+	if (ret)
+		goto err_free_domain;
+	ret = -EINVAL;
+	if (!vfio_async_dmas_fit(c, &ranges))
+		goto err_free_ranges;
+
+	if (join_existing_domain(c, d, g)) {
+		free_domain(d);
+	} else {
+		ret = attach_new_domain(c, d, g);
+		if (ret)
+			goto err_free_ranges;
+	}
+
+	vfio_async_install_iova_ranges(c, &ranges);
+	mutex_unlock(&c->lock);
+	return 0;
+
+err_free_ranges:
+	vfio_async_free_iova_ranges(&ranges);
+err_free_domain:
+	free_domain(d);
+err_free_group:
+	mutex_unlock(&c->lock);
+	kfree(g);
+	return ret;
+}
+
+void vfio_async_detach_group(void *iommu_data, struct iommu_group *iommu_group)
+{
+	struct vfio_async_container *c = iommu_data;
+	struct vfio_async_domain *d;
+	struct vfio_async_group *g;
+	LIST_HEAD(ranges);
+
+	mutex_lock(&c->lock);
+	g = find_group(c, iommu_group, &d);
+	if (WARN_ON(!g))
+		goto out_unlock;
+
+	/*
+	 * The last domain holds the only record of the pinned PFNs: unpin
+	 * through it before it goes. The mappings go too, as with type1.
+	 */
+	if (list_is_singular(&d->groups) && list_is_singular(&c->domains))
+		remove_all_dmas(c);
+
+	iommu_detach_group(d->domain, iommu_group);
+	list_del(&g->next);
+	kfree(g);
+
+	if (list_empty(&d->groups)) {
+		struct rb_node *node;
+
+		/* Leaving the record domain: unmap here, the next one records. */
+		for (node = rb_first(&c->dma_tree); node; node = rb_next(node)) {
+			struct vfio_async_dma *dma;
+
+			dma = rb_entry(node, struct vfio_async_dma, node);
+			if (dma->mapped)
+				iommu_unmap(d->domain, dma->iova, dma->mapped);
+		}
+		list_del(&d->next);
+		free_domain(d);
+		update_pgsize_bitmap(c);
+	}
+
+	/* Fewer groups can only widen the ranges; on failure keep the old. */
+	if (!vfio_async_compute_iova_ranges(c, NULL, &ranges))
+		vfio_async_install_iova_ranges(c, &ranges);
+out_unlock:
+	mutex_unlock(&c->lock);
+}
+
+struct iommu_domain *vfio_async_group_iommu_domain(void *iommu_data,
+						   struct iommu_group *group)
+{
+	struct vfio_async_container *c = iommu_data;
+	struct iommu_domain *domain = ERR_PTR(-ENODEV);
+	struct vfio_async_domain *d;
+
+	mutex_lock(&c->lock);
+	if (find_group(c, group, &d))
+		domain = d->domain;
+	mutex_unlock(&c->lock);
+	return domain;
+}
+
+bool vfio_async_all_domains_enforce_cc(struct vfio_async_container *c)
+{
+	struct vfio_async_domain *d;
+	bool ret = true;
+
+	mutex_lock(&c->lock);
+	list_for_each_entry(d, &c->domains, next) {
+		if (!d->enforce_cc) {
+			ret = false;
+			break;
+		}
+	}
+	mutex_unlock(&c->lock);
+	return ret;
+}

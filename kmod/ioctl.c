@@ -1,0 +1,291 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * The container ioctls. The type1 ones keep type1v2's structures, argsz
+ * rules and errnos exactly, so a VMM cannot tell the backends apart by them.
+ */
+#include <linux/iommu.h>
+#include <linux/slab.h>
+#include <linux/uaccess.h>
+#include <linux/vfio.h>
+
+#include "vfio_async.h"
+
+static long check_extension(struct vfio_async_container *c,
+			    unsigned long ext)
+{
+	switch (ext) {
+	case VFIO_ASYNC_IOMMU:
+	case VFIO_UNMAP_ALL:
+		return 1;
+	case VFIO_TYPE1v2_IOMMU:
+		return vfio_async_type1v2_dropin;
+	case VFIO_DMA_CC_IOMMU:
+		return c && vfio_async_all_domains_enforce_cc(c);
+	default:
+		return 0;
+	}
+}
+
+static int add_dma_avail_cap(struct vfio_async_container *c,
+			     struct vfio_info_cap *caps)
+{
+	struct vfio_iommu_type1_info_dma_avail cap = {
+		.header.id = VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL,
+		.header.version = 1,
+		.avail = c->dma_avail,
+	};
+
+	return vfio_info_add_capability(caps, &cap.header, sizeof(cap));
+}
+
+static int add_iova_range_cap(struct vfio_async_container *c,
+			      struct vfio_info_cap *caps)
+{
+	struct vfio_iommu_type1_info_cap_iova_range *cap;
+	struct vfio_async_iova_range *r;
+	unsigned int nr = 0, i = 0;
+	size_t size;
+	int ret;
+
+	list_for_each_entry(r, &c->iova_ranges, next)
+		nr++;
+	/* No domain yet: no ranges to report, as with type1. */
+	if (!nr)
+		return 0;
+
+	size = struct_size(cap, iova_ranges, nr);
+	cap = kzalloc(size, GFP_KERNEL);
+	if (!cap)
+		return -ENOMEM;
+
+	cap->header.id = VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE;
+	cap->header.version = 1;
+	cap->nr_iovas = nr;
+	list_for_each_entry(r, &c->iova_ranges, next) {
+		cap->iova_ranges[i].start = r->start;
+		cap->iova_ranges[i].end = r->last;
+		i++;
+	}
+	ret = vfio_info_add_capability(caps, &cap->header, size);
+	kfree(cap);
+	return ret;
+}
+
+static int get_info(struct vfio_async_container *c, void __user *arg)
+{
+	struct vfio_info_cap caps = { .buf = NULL, .size = 0 };
+	struct vfio_iommu_type1_info info;
+	size_t minsz, capsz;
+	int ret;
+
+	minsz = offsetofend(struct vfio_iommu_type1_info, iova_pgsizes);
+	capsz = offsetofend(struct vfio_iommu_type1_info, cap_offset);
+
+	if (copy_from_user(&info, arg, minsz))
+		return -EFAULT;
+	if (info.argsz < minsz)
+		return -EINVAL;
+	/* cap_offset came later: old callers' shorter argsz still works. */
+	if (info.argsz >= capsz) {
+		minsz = capsz;
+		info.cap_offset = 0;
+	}
+
+	mutex_lock(&c->lock);
+	info.flags = VFIO_IOMMU_INFO_PGSIZES;
+	info.iova_pgsizes = c->pgsize_bitmap;
+	ret = add_dma_avail_cap(c, &caps);
+	if (!ret)
+		ret = add_iova_range_cap(c, &caps);
+	mutex_unlock(&c->lock);
+	if (ret)
+		goto out;
+
+	if (caps.size) {
+		info.flags |= VFIO_IOMMU_INFO_CAPS;
+		if (info.argsz < sizeof(info) + caps.size) {
+			info.argsz = sizeof(info) + caps.size;
+		} else {
+			vfio_info_cap_shift(&caps, sizeof(info));
+			if (copy_to_user(arg + sizeof(info), caps.buf,
+					 caps.size)) {
+				ret = -EFAULT;
+				goto out;
+			}
+			info.cap_offset = sizeof(info);
+		}
+	}
+	if (copy_to_user(arg, &info, minsz))
+		ret = -EFAULT;
+out:
+	kfree(caps.buf);
+	return ret;
+}
+
+static int check_map_args(struct vfio_async_container *c,
+			  struct vfio_iommu_type1_dma_map *map)
+{
+	size_t pgsize = vfio_async_min_pgsize(c);
+
+	if (!map->size || (map->size | map->iova | map->vaddr) & (pgsize - 1))
+		return -EINVAL;
+	/* The u64 fields must fit the kernel's types, and must not wrap. */
+	if (map->size != (size_t)map->size ||
+	    map->iova != (dma_addr_t)map->iova ||
+	    map->vaddr != (unsigned long)map->vaddr)
+		return -EINVAL;
+	if (map->iova + map->size - 1 < map->iova ||
+	    map->vaddr + map->size - 1 < map->vaddr)
+		return -EINVAL;
+	if (vfio_async_find_dma(c, map->iova, map->size))
+		return -EEXIST;
+	if (!c->dma_avail)
+		return -ENOSPC;
+	if (!vfio_async_iova_usable(c, map->iova, map->iova + map->size - 1))
+		return -EINVAL;
+	return 0;
+}
+
+static int do_map(struct vfio_async_container *c,
+		  struct vfio_iommu_type1_dma_map *map)
+{
+	struct vfio_async_dma *dma;
+	int prot = 0, ret;
+
+	if (map->flags & VFIO_DMA_MAP_FLAG_READ)
+		prot |= IOMMU_READ;
+	if (map->flags & VFIO_DMA_MAP_FLAG_WRITE)
+		prot |= IOMMU_WRITE;
+	if (!prot)
+		return -EINVAL;
+
+	mutex_lock(&c->lock);
+	ret = check_map_args(c, map);
+	if (ret)
+		goto out_unlock;
+
+	dma = vfio_async_dma_alloc(map->iova, map->size, map->vaddr, prot);
+	if (!dma) {
+		ret = -ENOMEM;
+		goto out_unlock;
+	}
+	vfio_async_link_dma(c, dma);
+	c->dma_avail--;
+
+	/* Without a domain there is nothing to map into yet: attach pins. */
+	if (!list_empty(&c->domains)) {
+		ret = vfio_async_pin_map(c, dma);
+		if (ret)
+			vfio_async_remove_dma(c, dma);
+	}
+out_unlock:
+	mutex_unlock(&c->lock);
+	return ret;
+}
+
+static int map_dma(struct vfio_async_container *c, void __user *arg)
+{
+	struct vfio_iommu_type1_dma_map map;
+	size_t minsz = offsetofend(struct vfio_iommu_type1_dma_map, size);
+
+	if (copy_from_user(&map, arg, minsz))
+		return -EFAULT;
+	if (map.argsz < minsz ||
+	    map.flags & ~(VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE))
+		return -EINVAL;
+
+	return do_map(c, &map);
+}
+
+static int check_unmap_args(struct vfio_async_container *c,
+			    struct vfio_iommu_type1_dma_unmap *unmap)
+{
+	size_t pgsize = vfio_async_min_pgsize(c);
+	struct vfio_async_dma *dma;
+	u64 last;
+
+	if (unmap->flags & VFIO_DMA_UNMAP_FLAG_ALL)
+		return unmap->iova || unmap->size ? -EINVAL : 0;
+
+	if (!unmap->size || (unmap->iova | unmap->size) & (pgsize - 1))
+		return -EINVAL;
+	last = unmap->iova + unmap->size - 1;
+	if (last < unmap->iova || unmap->size > SIZE_MAX)
+		return -EINVAL;
+
+	/* type1v2: a mapping is unmapped whole, never split. */
+	dma = vfio_async_find_dma(c, unmap->iova, 1);
+	if (dma && dma->iova != unmap->iova)
+		return -EINVAL;
+	dma = vfio_async_find_dma(c, last, 1);
+	if (dma && dma->iova + dma->size - 1 != last)
+		return -EINVAL;
+	return 0;
+}
+
+static int do_unmap(struct vfio_async_container *c,
+		    struct vfio_iommu_type1_dma_unmap *unmap)
+{
+	dma_addr_t start = unmap->iova, last = unmap->iova + unmap->size - 1;
+	struct vfio_async_dma *dma;
+	u64 unmapped = 0;
+	int ret;
+
+	mutex_lock(&c->lock);
+	ret = check_unmap_args(c, unmap);
+	if (ret)
+		goto out;
+
+	if (unmap->flags & VFIO_DMA_UNMAP_FLAG_ALL) {
+		start = 0;
+		last = (dma_addr_t)-1;
+	}
+	while ((dma = vfio_async_first_dma_in(c, start, last))) {
+		unmapped += dma->size;
+		vfio_async_remove_dma(c, dma);
+	}
+out:
+	mutex_unlock(&c->lock);
+	unmap->size = unmapped;
+	return ret;
+}
+
+static int unmap_dma(struct vfio_async_container *c, void __user *arg)
+{
+	struct vfio_iommu_type1_dma_unmap unmap;
+	size_t minsz = offsetofend(struct vfio_iommu_type1_dma_unmap, size);
+	int ret;
+
+	if (copy_from_user(&unmap, arg, minsz))
+		return -EFAULT;
+	/* Dirty tracking and vaddr updates are not offered. */
+	if (unmap.argsz < minsz || unmap.flags & ~VFIO_DMA_UNMAP_FLAG_ALL)
+		return -EINVAL;
+
+	ret = do_unmap(c, &unmap);
+	if (copy_to_user(arg, &unmap, minsz))
+		return -EFAULT;
+	return ret;
+}
+
+long vfio_async_ioctl(void *iommu_data, unsigned int cmd, unsigned long arg)
+{
+	struct vfio_async_container *c = iommu_data;
+	void __user *uarg = (void __user *)arg;
+
+	if (cmd == VFIO_CHECK_EXTENSION)
+		return check_extension(c, arg);
+	if (!c)
+		return -EINVAL;
+
+	switch (cmd) {
+	case VFIO_IOMMU_GET_INFO:
+		return get_info(c, uarg);
+	case VFIO_IOMMU_MAP_DMA:
+		return map_dma(c, uarg);
+	case VFIO_IOMMU_UNMAP_DMA:
+		return unmap_dma(c, uarg);
+	default:
+		return -ENOTTY;
+	}
+}

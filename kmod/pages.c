@@ -1,0 +1,556 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * The pin-and-map engine.
+ *
+ * Pinning: pin_user_pages_remote(FOLL_LONGTERM) a batch of up to one page of
+ * page pointers at a time, against the mm that created the mapping (held
+ * with mmget_not_zero() only while pinning, so any thread may pin on its
+ * behalf and a dead process's memory is never pinned). Consecutive PFNs are
+ * gathered into a run that may span batches, and each run is mapped with a
+ * single iommu_map() per domain, which lets the IOMMU driver use 2 MiB and
+ * 1 GiB pages for THP and hugetlbfs memory.
+ *
+ * What is pinned: every page GUP returns, except reserved ones (the zero
+ * page), which are released at once and mapped unpinned, as are VM_PFNMAP
+ * PFNs without a struct page (device memory). So the unpin side decides from
+ * the PFN alone, with pfn_is_pinned(), and needs no per-page record.
+ *
+ * Invariant: [dma->iova, dma->iova + dma->mapped) is mapped in every domain
+ * and its pinnable pages are pinned and charged to locked_vm once; nothing
+ * beyond it is. Every path below restores it before returning.
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/iommu.h>
+#include <linux/mm.h>
+#include <linux/sched/mm.h>
+#include <linux/sched/task.h>
+#include <linux/slab.h>
+
+#include "vfio_async.h"
+
+/* Pages per pin_user_pages_remote() call: one page of pointers. */
+#define PIN_BATCH	(PAGE_SIZE / sizeof(struct page *))
+
+/* Unmapped runs whose pages wait for one IOTLB flush before the unpin. */
+#define UNPIN_BATCH	16
+
+/* Physically contiguous PFNs behind consecutive IOVAs. */
+struct pfn_run {
+	dma_addr_t iova;
+	unsigned long pfn;
+	unsigned long npages;
+};
+
+struct unpin_batch {
+	unsigned int nr;
+	struct pfn_run runs[UNPIN_BATCH];
+};
+
+static bool pfn_is_pinned(unsigned long pfn)
+{
+	return pfn_valid(pfn) && !PageReserved(pfn_to_page(pfn));
+}
+
+struct vfio_async_dma *vfio_async_dma_alloc(dma_addr_t iova, size_t size,
+					    unsigned long vaddr, int prot)
+{
+	struct vfio_async_dma *dma = kzalloc(sizeof(*dma), GFP_KERNEL_ACCOUNT);
+
+	if (!dma)
+		return NULL;
+
+	dma->iova = iova;
+	dma->size = size;
+	dma->vaddr = vaddr;
+	dma->prot = prot;
+	/*
+	 * RLIMIT_MEMLOCK is the group leader's, and locked_vm the mm's, for
+	 * as long as the mapping lives, whoever pins or unpins it.
+	 */
+	dma->task = current->group_leader;
+	get_task_struct(dma->task);
+	dma->mm = current->mm;
+	mmgrab(dma->mm);
+	dma->lock_cap = capable(CAP_IPC_LOCK);
+	return dma;
+}
+
+void vfio_async_dma_free(struct vfio_async_dma *dma)
+{
+	WARN_ON_ONCE(dma->mapped);
+	put_task_struct(dma->task);
+	mmdrop(dma->mm);
+	kfree(dma);
+}
+
+/* Charge (@npages > 0) or credit (< 0) the mapping's locked_vm. */
+static int lock_acct(struct vfio_async_dma *dma, long npages)
+{
+	struct mm_struct *mm = dma->mm;
+	int ret = 0;
+
+	if (!npages)
+		return 0;
+	/* A gone mm has nothing left to credit, and must not be charged. */
+	if (!mmget_not_zero(mm))
+		return npages > 0 ? -ESRCH : 0;
+
+	if (npages > 0) {
+		ret = mmap_write_lock_killable(mm);
+		if (!ret) {
+			ret = __account_locked_vm(mm, npages, true, dma->task,
+						  dma->lock_cap);
+			mmap_write_unlock(mm);
+		}
+	} else {
+		/* Not killable: a credit skipped would leak locked_vm. */
+		mmap_write_lock(mm);
+		__account_locked_vm(mm, -npages, false, dma->task,
+				    dma->lock_cap);
+		mmap_write_unlock(mm);
+	}
+	mmput(mm);
+	return ret;
+}
+
+/* Release the pins of [pfn, pfn + npages); returns how many it released. */
+static unsigned long unpin_pfns(unsigned long pfn, unsigned long npages,
+				bool dirty)
+{
+	unsigned long i = 0, released = 0;
+
+	while (i < npages) {
+		unsigned long start = i;
+
+		while (i < npages && pfn_is_pinned(pfn + i))
+			i++;
+		if (i > start) {
+			unpin_user_page_range_dirty_lock(pfn_to_page(pfn + start),
+							 i - start, dirty);
+			released += i - start;
+		}
+		while (i < npages && !pfn_is_pinned(pfn + i))
+			i++;
+	}
+	atomic_long_sub(released, &vfio_async_stats.pinned_pages);
+	return released;
+}
+
+/* Unpin what keep_pinnable() kept of a batch no run has taken. */
+static long unpin_page_array(struct page **pages, long npages)
+{
+	long i, released = 0;
+
+	for (i = 0; i < npages; i++)
+		released += unpin_pfns(page_to_pfn(pages[i]), 1, false);
+	return released;
+}
+
+static void unpin_run(struct vfio_async_dma *dma, struct pfn_run *run)
+{
+	unsigned long released;
+
+	released = unpin_pfns(run->pfn, run->npages, dma->prot & IOMMU_WRITE);
+	lock_acct(dma, -(long)released);
+	run->npages = 0;
+}
+
+/* Map @run in every domain, or in none; on failure the run is unpinned. */
+static int map_run(struct vfio_async_container *c, struct vfio_async_dma *dma,
+		   struct pfn_run *run)
+{
+	size_t len = run->npages << PAGE_SHIFT;
+	struct vfio_async_domain *d;
+	int ret = 0;
+
+	list_for_each_entry(d, &c->domains, next) {
+		ret = iommu_map(d->domain, run->iova, PFN_PHYS(run->pfn), len,
+				dma->prot | IOMMU_CACHE);
+		if (ret)
+			break;
+		atomic_long_inc(&vfio_async_stats.iommu_map_calls);
+	}
+	if (ret) {
+		list_for_each_entry_continue_reverse(d, &c->domains, next)
+			iommu_unmap(d->domain, run->iova, len);
+		unpin_run(dma, run);
+		return ret;
+	}
+
+	dma->mapped += len;
+	atomic_long_add(len, &vfio_async_stats.mapped_bytes);
+	run->npages = 0;
+	return 0;
+}
+
+/*
+ * The PFN behind @vaddr of a VM_PFNMAP mapping; only device memory (no
+ * struct page, or reserved) qualifies, since it is mapped without a pin.
+ */
+static int lookup_pfnmap(struct mm_struct *mm, unsigned long vaddr,
+			 bool write, unsigned long *pfn)
+{
+	struct vm_area_struct *vma = vma_lookup(mm, vaddr);
+	int ret;
+
+	if (!vma || !(vma->vm_flags & VM_PFNMAP))
+		return -EFAULT;
+	if (write && !(vma->vm_flags & VM_WRITE))
+		return -EFAULT;
+
+	ret = follow_pfn(vma, vaddr, pfn);
+	if (ret) {
+		/* Not populated yet: fault it in once, then look again. */
+		ret = fixup_user_fault(mm, vaddr, write ? FAULT_FLAG_WRITE : 0,
+				       NULL);
+		if (ret)
+			return ret;
+		ret = follow_pfn(vma, vaddr, pfn);
+		if (ret)
+			return ret;
+	}
+	return pfn_is_pinned(*pfn) ? -EFAULT : 0;
+}
+
+/*
+ * Pin up to @npages from @vaddr into @pages, or, when @vaddr is in a
+ * VM_PFNMAP mapping, find its one PFN. Returns the number of entries, with
+ * *@pfnmap telling which, or -errno.
+ */
+static long pin_batch(struct vfio_async_dma *dma, unsigned long vaddr,
+		      unsigned long npages, struct page **pages,
+		      unsigned long *pfnmap)
+{
+	unsigned int gup_flags = FOLL_LONGTERM;
+	bool write = dma->prot & IOMMU_WRITE;
+	long ret;
+
+	if (write)
+		gup_flags |= FOLL_WRITE;
+
+	*pfnmap = 0;
+	mmap_read_lock(dma->mm);
+	ret = pin_user_pages_remote(dma->mm, vaddr, npages, gup_flags, pages,
+				    NULL, NULL);
+	if (ret <= 0) {
+		unsigned long pfn;
+		int err = lookup_pfnmap(dma->mm, vaddr, write, &pfn);
+
+		if (!err) {
+			*pfnmap = pfn;
+			ret = 1;
+		} else if (!ret) {
+			ret = err;
+		}
+	}
+	mmap_read_unlock(dma->mm);
+	return ret;
+}
+
+/*
+ * Release the pins of reserved pages (the zero page) at once, so that what
+ * stays pinned is exactly what pfn_is_pinned() says. Returns the number of
+ * pages left pinned, to charge.
+ */
+static long keep_pinnable(struct page **pages, long npages)
+{
+	long i, kept = 0;
+
+	for (i = 0; i < npages; i++) {
+		if (PageReserved(pages[i]))
+			unpin_user_page(pages[i]);
+		else
+			kept++;
+	}
+	atomic_long_add(kept, &vfio_async_stats.pinned_pages);
+	return kept;
+}
+
+/* Extend @run by @pfn, mapping the run first if @pfn does not continue it. */
+static int add_pfn(struct vfio_async_container *c, struct vfio_async_dma *dma,
+		   struct pfn_run *run, dma_addr_t iova, unsigned long pfn)
+{
+	int ret;
+
+	if (run->npages && pfn == run->pfn + run->npages &&
+	    pfn_is_pinned(pfn) == pfn_is_pinned(run->pfn)) {
+		run->npages++;
+		return 0;
+	}
+	if (run->npages) {
+		ret = map_run(c, dma, run);
+		if (ret)
+			return ret;
+	}
+	run->iova = iova;
+	run->pfn = pfn;
+	run->npages = 1;
+	return 0;
+}
+
+/* Hand a pinned batch to the run, page by page; unpins what it can't use. */
+static int add_batch(struct vfio_async_container *c, struct vfio_async_dma *dma,
+		     struct pfn_run *run, dma_addr_t iova, struct page **pages,
+		     long npages)
+{
+	long i;
+	int ret;
+
+	for (i = 0; i < npages; i++) {
+		ret = add_pfn(c, dma, run, iova + i * PAGE_SIZE,
+			      page_to_pfn(pages[i]));
+		if (ret) {
+			/* add_pfn() did not take page i, nor those after it. */
+			lock_acct(dma, -unpin_page_array(pages + i, npages - i));
+			return ret;
+		}
+	}
+	return 0;
+}
+
+static int pin_map_pages(struct vfio_async_container *c,
+			 struct vfio_async_dma *dma, struct page **pages)
+{
+	struct pfn_run run = { .npages = 0 };
+	int ret = 0;
+
+	for (;;) {
+		size_t pos = dma->mapped + (run.npages << PAGE_SHIFT);
+		unsigned long want, pfnmap;
+		long got, charged;
+
+		if (pos >= dma->size)
+			break;
+		if (fatal_signal_pending(current)) {
+			ret = -EINTR;
+			break;
+		}
+
+		want = min_t(size_t, PIN_BATCH, (dma->size - pos) >> PAGE_SHIFT);
+		got = pin_batch(dma, dma->vaddr + pos, want, pages, &pfnmap);
+		if (got < 0) {
+			ret = got;
+			break;
+		}
+		if (pfnmap) {
+			ret = add_pfn(c, dma, &run, dma->iova + pos, pfnmap);
+			if (ret)
+				break;
+			continue;
+		}
+
+		charged = keep_pinnable(pages, got);
+		ret = lock_acct(dma, charged);
+		if (ret) {
+			unpin_page_array(pages, got);
+			break;
+		}
+		ret = add_batch(c, dma, &run, dma->iova + pos, pages, got);
+		if (ret)
+			break;
+		cond_resched();
+	}
+
+	if (run.npages) {
+		if (ret)
+			unpin_run(dma, &run);
+		else
+			ret = map_run(c, dma, &run);
+	}
+	return ret;
+}
+
+/**
+ * vfio_async_pin_map - pin and map the part of @dma not yet mapped
+ * @c: container, lock held, with at least one domain
+ * @dma: the mapping
+ *
+ * On failure the part mapped so far stays mapped (dma->mapped says how
+ * much); the caller unmaps it or keeps it.
+ */
+int vfio_async_pin_map(struct vfio_async_container *c,
+		       struct vfio_async_dma *dma)
+{
+	struct page **pages;
+	int ret;
+
+	lockdep_assert_held(&c->lock);
+
+	if (!mmget_not_zero(dma->mm))
+		return -ESRCH;
+
+	pages = (struct page **)__get_free_page(GFP_KERNEL);
+	if (pages) {
+		ret = pin_map_pages(c, dma, pages);
+		free_page((unsigned long)pages);
+	} else {
+		ret = -ENOMEM;
+	}
+	mmput(dma->mm);
+	return ret;
+}
+
+static void flush_and_unpin(struct iommu_domain *domain,
+			    struct iommu_iotlb_gather *gather,
+			    struct vfio_async_dma *dma,
+			    struct unpin_batch *batch)
+{
+	long released = 0;
+	unsigned int i;
+
+	/* The device may still reach a page until its IOTLB entry is gone. */
+	iommu_iotlb_sync(domain, gather);
+	for (i = 0; i < batch->nr; i++)
+		released += unpin_pfns(batch->runs[i].pfn,
+				       batch->runs[i].npages,
+				       dma->prot & IOMMU_WRITE);
+	batch->nr = 0;
+	lock_acct(dma, -released);
+}
+
+/* Length of the physically contiguous mapping at @iova, up to @end. */
+static size_t contiguous_len(struct iommu_domain *domain, dma_addr_t iova,
+			     phys_addr_t phys, dma_addr_t end)
+{
+	size_t len = PAGE_SIZE;
+
+	while (iova + len < end &&
+	       iommu_iova_to_phys(domain, iova + len) == phys + len)
+		len += PAGE_SIZE;
+	return len;
+}
+
+/* Unmap [@iova, @end) from the record domain and unpin what it mapped. */
+static void unmap_unpin_record(struct iommu_domain *domain,
+			       struct vfio_async_dma *dma, dma_addr_t iova,
+			       dma_addr_t end)
+{
+	struct iommu_iotlb_gather gather;
+	struct unpin_batch batch;
+
+	batch.nr = 0;
+	iommu_iotlb_gather_init(&gather);
+	while (iova < end) {
+		phys_addr_t phys = iommu_iova_to_phys(domain, iova);
+		size_t len, unmapped;
+
+		if (WARN_ON_ONCE(!phys)) {
+			iova += PAGE_SIZE;
+			continue;
+		}
+		len = contiguous_len(domain, iova, phys, end);
+		unmapped = iommu_unmap_fast(domain, iova, len, &gather);
+		if (WARN_ON_ONCE(!unmapped)) {
+			iova += PAGE_SIZE;
+			continue;
+		}
+
+		batch.runs[batch.nr].pfn = PHYS_PFN(phys);
+		batch.runs[batch.nr].npages = unmapped >> PAGE_SHIFT;
+		if (++batch.nr == UNPIN_BATCH)
+			flush_and_unpin(domain, &gather, dma, &batch);
+		iova += unmapped;
+		cond_resched();
+	}
+	flush_and_unpin(domain, &gather, dma, &batch);
+}
+
+/**
+ * vfio_async_unmap_unpin - undo vfio_async_pin_map(): unmap @dma from every
+ *	domain, unpin its pages and credit locked_vm
+ * @c: container, lock held
+ * @dma: the mapping; dma->mapped is 0 afterwards
+ */
+void vfio_async_unmap_unpin(struct vfio_async_container *c,
+			    struct vfio_async_dma *dma)
+{
+	struct vfio_async_domain *record, *d;
+
+	lockdep_assert_held(&c->lock);
+
+	if (!dma->mapped)
+		return;
+
+	record = list_first_entry(&c->domains, struct vfio_async_domain, next);
+	d = record;
+	list_for_each_entry_continue(d, &c->domains, next)
+		iommu_unmap(d->domain, dma->iova, dma->mapped);
+
+	unmap_unpin_record(record->domain, dma, dma->iova,
+			   dma->iova + dma->mapped);
+	atomic_long_sub(dma->mapped, &vfio_async_stats.mapped_bytes);
+	dma->mapped = 0;
+}
+
+/* Copy the mapped part of @dma from domain @from into domain @to. */
+static int copy_mappings(struct iommu_domain *from, struct iommu_domain *to,
+			 struct vfio_async_dma *dma)
+{
+	dma_addr_t iova = dma->iova, end = dma->iova + dma->mapped;
+	int ret;
+
+	while (iova < end) {
+		phys_addr_t phys = iommu_iova_to_phys(from, iova);
+		size_t len;
+
+		if (WARN_ON_ONCE(!phys))
+			return -EFAULT;
+		len = contiguous_len(from, iova, phys, end);
+		ret = iommu_map(to, iova, phys, len, dma->prot | IOMMU_CACHE);
+		if (ret) {
+			if (iova > dma->iova)
+				iommu_unmap(to, dma->iova, iova - dma->iova);
+			return ret;
+		}
+		atomic_long_inc(&vfio_async_stats.iommu_map_calls);
+		iova += len;
+		cond_resched();
+	}
+	return 0;
+}
+
+/**
+ * vfio_async_replay - give a new domain every existing mapping
+ * @c: container, lock held
+ * @from: a domain holding them all, or NULL when @to is the first domain
+ *	  (then already on c->domains) and the mappings still need pinning
+ * @to: the new domain
+ *
+ * All or nothing: on failure @to holds no mapping and, in the first-domain
+ * case, nothing is left pinned.
+ */
+int vfio_async_replay(struct vfio_async_container *c,
+		      struct vfio_async_domain *from,
+		      struct vfio_async_domain *to)
+{
+	struct rb_node *node, *failed;
+	struct vfio_async_dma *dma;
+	int ret = 0;
+
+	lockdep_assert_held(&c->lock);
+
+	for (node = rb_first(&c->dma_tree); node; node = rb_next(node)) {
+		dma = rb_entry(node, struct vfio_async_dma, node);
+		if (from)
+			ret = copy_mappings(from->domain, to->domain, dma);
+		else
+			ret = vfio_async_pin_map(c, dma);
+		if (ret)
+			break;
+	}
+	if (!ret)
+		return 0;
+
+	failed = node;
+	for (node = rb_first(&c->dma_tree); node; node = rb_next(node)) {
+		dma = rb_entry(node, struct vfio_async_dma, node);
+		if (!from)
+			vfio_async_unmap_unpin(c, dma);
+		else if (node != failed && dma->mapped)
+			iommu_unmap(to->domain, dma->iova, dma->mapped);
+		if (node == failed)
+			break;
+	}
+	return ret;
+}
