@@ -158,30 +158,42 @@ static void update_pgsize_bitmap(struct vfio_async_container *c)
 	c->pgsize_bitmap = bitmap ? bitmap : PAGE_SIZE;
 }
 
-/* Try the domains the container has; true when @g joined one of them. */
-static bool join_existing_domain(struct vfio_async_container *c,
-				 struct vfio_async_domain *fresh,
-				 struct vfio_async_group *g)
+/*
+ * Move @g, attached to its own fresh domain @fresh, into an existing
+ * compatible domain if the IOMMU driver accepts it there: one domain
+ * fewer to map into. Returns 1 when moved, 0 when not, or -errno when @g
+ * could not be put back on @fresh either.
+ */
+static int join_existing_domain(struct vfio_async_container *c,
+				struct vfio_async_domain *fresh,
+				struct vfio_async_group *g)
 {
 	struct vfio_async_domain *d;
+	int ret;
 
 	list_for_each_entry(d, &c->domains, next) {
 		/* Same driver and coherency, or KVM's view would be wrong. */
 		if (d->domain->ops != fresh->domain->ops ||
 		    d->enforce_cc != fresh->enforce_cc)
 			continue;
+
+		iommu_detach_group(fresh->domain, g->iommu_group);
 		if (!iommu_attach_group(d->domain, g->iommu_group)) {
-			list_add(&g->next, &d->groups);
-			return true;
+			list_move(&g->next, &d->groups);
+			return 1;
+		}
+		ret = iommu_attach_group(fresh->domain, g->iommu_group);
+		if (ret) {
+			list_del(&g->next);
+			return ret;
 		}
 	}
-	return false;
+	return 0;
 }
 
 static struct vfio_async_domain *new_domain(struct iommu_group *iommu_group)
 {
 	struct vfio_async_domain *d;
-	const struct iommu_domain_ops *ops;
 
 	d = kzalloc(sizeof(*d), GFP_KERNEL_ACCOUNT);
 	if (!d)
@@ -194,11 +206,6 @@ static struct vfio_async_domain *new_domain(struct iommu_group *iommu_group)
 		kfree(d);
 		return ERR_PTR(-EIO);
 	}
-
-	/* No-snoop DMA blocked means KVM need not emulate WBINVD. */
-	ops = d->domain->ops;
-	if (ops->enforce_cache_coherency)
-		d->enforce_cc = ops->enforce_cache_coherency(d->domain);
 	return d;
 }
 
@@ -208,15 +215,10 @@ static void free_domain(struct vfio_async_domain *d)
 	kfree(d);
 }
 
-/*
- * Attach @g to a domain of its own, @d, which must end up with every
- * existing mapping before it joins the container.
- */
-static int attach_new_domain(struct vfio_async_container *c,
-			     struct vfio_async_domain *d,
-			     struct vfio_async_group *g)
+static int attach_fresh_domain(struct vfio_async_domain *d,
+			       struct vfio_async_group *g)
 {
-	struct vfio_async_domain *from = NULL;
+	const struct iommu_domain_ops *ops = d->domain->ops;
 	int ret;
 
 	ret = iommu_attach_group(d->domain, g->iommu_group);
@@ -224,9 +226,25 @@ static int attach_new_domain(struct vfio_async_container *c,
 		return ret;
 	list_add(&g->next, &d->groups);
 
+	/*
+	 * Asked only once a device is attached: the driver answers for the
+	 * devices it has. Blocking no-snoop DMA lets KVM skip WBINVD.
+	 */
+	if (ops->enforce_cache_coherency)
+		d->enforce_cc = ops->enforce_cache_coherency(d->domain);
+	return 0;
+}
+
+/* Give the container the new domain @d, with every existing mapping. */
+static int add_domain(struct vfio_async_container *c,
+		      struct vfio_async_domain *d, struct vfio_async_group *g)
+{
+	struct vfio_async_domain *from = NULL;
+	int ret;
+
 	ret = get_sw_msi_cookie(d, g->iommu_group);
 	if (ret)
-		goto err_detach;
+		return ret;
 
 	if (!list_empty(&c->domains))
 		from = list_first_entry(&c->domains, struct vfio_async_domain,
@@ -236,15 +254,10 @@ static int attach_new_domain(struct vfio_async_container *c,
 	ret = vfio_async_replay(c, from, d);
 	if (ret) {
 		list_del(&d->next);
-		goto err_detach;
+		return ret;
 	}
 	update_pgsize_bitmap(c);
 	return 0;
-
-err_detach:
-	list_del(&g->next);
-	iommu_detach_group(d->domain, g->iommu_group);
-	return ret;
 }
 
 int vfio_async_attach_group(void *iommu_data, struct iommu_group *iommu_group,
@@ -281,21 +294,28 @@ int vfio_async_attach_group(void *iommu_data, struct iommu_group *iommu_group,
 		ret = PTR_ERR(d);
 		goto err_free_group;
 	}
-
-	/* The new group's apertures and reserved regions must spare every mapping. */
-	list_add(&g->next, &d->groups);
-	ret = vfio_async_compute_iova_ranges(c, d, &ranges);
-	list_del(&g->next);
+	ret = attach_fresh_domain(d, g);
 	if (ret)
 		goto err_free_domain;
+
+	/* The group's aperture and reserved regions must spare every mapping. */
+	ret = vfio_async_compute_iova_ranges(c, d, &ranges);
+	if (ret)
+		goto err_detach;
 	ret = -EINVAL;
 	if (!vfio_async_dmas_fit(c, &ranges))
 		goto err_free_ranges;
 
-	if (join_existing_domain(c, d, g)) {
+	ret = join_existing_domain(c, d, g);
+	if (ret < 0) {
+		/* @g is attached nowhere now. */
+		vfio_async_free_iova_ranges(&ranges);
+		goto err_free_domain;
+	}
+	if (ret > 0) {
 		free_domain(d);
 	} else {
-		ret = attach_new_domain(c, d, g);
+		ret = add_domain(c, d, g);
 		if (ret)
 			goto err_free_ranges;
 	}
@@ -306,6 +326,9 @@ int vfio_async_attach_group(void *iommu_data, struct iommu_group *iommu_group,
 
 err_free_ranges:
 	vfio_async_free_iova_ranges(&ranges);
+err_detach:
+	list_del(&g->next);
+	iommu_detach_group(d->domain, iommu_group);
 err_free_domain:
 	free_domain(d);
 err_free_group:
