@@ -19,7 +19,9 @@
 
 void *vfio_async_open(unsigned long type)
 {
+	static atomic_t next_id = ATOMIC_INIT(0);
 	struct vfio_async_container *c;
+	int ret;
 
 	if (type != VFIO_ASYNC_IOMMU &&
 	    !(type == VFIO_TYPE1v2_IOMMU && vfio_async_type1v2_dropin))
@@ -32,18 +34,57 @@ void *vfio_async_open(unsigned long type)
 	mutex_init(&c->lock);
 	INIT_LIST_HEAD(&c->domains);
 	INIT_LIST_HEAD(&c->iova_ranges);
+	INIT_LIST_HEAD(&c->work_node);
+	init_waitqueue_head(&c->idle);
 	c->dma_tree = RB_ROOT;
 	c->dma_avail = vfio_async_dma_entry_limit;
 	c->pgsize_bitmap = PAGE_MASK;
-	atomic_long_inc(&vfio_async_stats.containers);
+	c->id = atomic_inc_return(&next_id);
+	c->owner_pid = task_tgid_nr(current);
+	get_task_comm(c->owner_comm, current);
+
+	/* From here on the kobject owns @c: put it, never kfree(). */
+	ret = vfio_async_container_kobj_init(c);
+	if (ret)
+		return ERR_PTR(ret);
+
+	atomic_long_inc(&vfio_async_nr_containers);
 	return c;
 }
 
-/* Unmap, unpin and forget @dma; lock held. */
+/**
+ * vfio_async_quiesce - stop background work on @c and wait for the chunks
+ *	in flight, before changing what they rely on
+ * @c: container, lock held; dropped while waiting
+ *
+ * Undone by vfio_async_resume(); calls nest.
+ */
+void vfio_async_quiesce(struct vfio_async_container *c)
+{
+	lockdep_assert_held(&c->lock);
+
+	c->quiesced++;
+	while (c->in_flight) {
+		mutex_unlock(&c->lock);
+		wait_event(c->idle, !READ_ONCE(c->in_flight));
+		mutex_lock(&c->lock);
+	}
+}
+
+void vfio_async_resume(struct vfio_async_container *c)
+{
+	lockdep_assert_held(&c->lock);
+
+	if (!--c->quiesced && vfio_async_has_pending(c))
+		vfio_async_queue_work(c);
+}
+
+/* Unmap, unpin and forget @dma; lock held, quiesced if @dma is deferred. */
 void vfio_async_remove_dma(struct vfio_async_container *c,
 			   struct vfio_async_dma *dma)
 {
-	vfio_async_unmap_unpin(c, dma);
+	vfio_async_unmap_all(c, dma);
+	vfio_async_forget_dma(c, dma);
 	vfio_async_unlink_dma(c, dma);
 	vfio_async_dma_free(dma);
 	c->dma_avail++;
@@ -54,7 +95,8 @@ static void remove_all_dmas(struct vfio_async_container *c)
 	struct rb_node *node;
 
 	while ((node = rb_first(&c->dma_tree)))
-		vfio_async_remove_dma(c, rb_entry(node, struct vfio_async_dma, node));
+		vfio_async_remove_dma(c, rb_entry(node, struct vfio_async_dma,
+						  node));
 }
 
 void vfio_async_release(void *iommu_data)
@@ -63,14 +105,17 @@ void vfio_async_release(void *iommu_data)
 
 	/* VFIO detaches every group before it releases the container. */
 	mutex_lock(&c->lock);
+	vfio_async_quiesce(c);	/* for good: never resumed */
+	vfio_async_dequeue_work(c);
 	WARN_ON(!list_empty(&c->domains));
 	remove_all_dmas(c);
 	vfio_async_free_iova_ranges(&c->iova_ranges);
 	mutex_unlock(&c->lock);
 
-	mutex_destroy(&c->lock);
-	kfree(c);
-	atomic_long_dec(&vfio_async_stats.containers);
+	atomic_long_dec(&vfio_async_nr_containers);
+	/* A worker may still hold a reference; the last put frees @c. */
+	kobject_del(&c->kobj);
+	kobject_put(&c->kobj);
 }
 
 static struct vfio_async_group *find_group(struct vfio_async_container *c,
@@ -285,6 +330,7 @@ int vfio_async_attach_group(void *iommu_data, struct iommu_group *iommu_group,
 	g->iommu_group = iommu_group;
 
 	mutex_lock(&c->lock);
+	vfio_async_quiesce(c);
 	ret = -EINVAL;
 	if (find_group(c, iommu_group, NULL))
 		goto err_free_group;
@@ -321,6 +367,7 @@ int vfio_async_attach_group(void *iommu_data, struct iommu_group *iommu_group,
 	}
 
 	vfio_async_install_iova_ranges(c, &ranges);
+	vfio_async_resume(c);
 	mutex_unlock(&c->lock);
 	return 0;
 
@@ -332,6 +379,7 @@ err_detach:
 err_free_domain:
 	free_domain(d);
 err_free_group:
+	vfio_async_resume(c);
 	mutex_unlock(&c->lock);
 	kfree(g);
 	return ret;
@@ -345,6 +393,7 @@ void vfio_async_detach_group(void *iommu_data, struct iommu_group *iommu_group)
 	LIST_HEAD(ranges);
 
 	mutex_lock(&c->lock);
+	vfio_async_quiesce(c);
 	g = find_group(c, iommu_group, &d);
 	if (WARN_ON(!g))
 		goto out_unlock;
@@ -368,8 +417,8 @@ void vfio_async_detach_group(void *iommu_data, struct iommu_group *iommu_group)
 			struct vfio_async_dma *dma;
 
 			dma = rb_entry(node, struct vfio_async_dma, node);
-			if (dma->mapped)
-				iommu_unmap(d->domain, dma->iova, dma->mapped);
+			vfio_async_unmap_chunks_from(d->domain, dma,
+						     dma->nchunks);
 		}
 		list_del(&d->next);
 		free_domain(d);
@@ -380,6 +429,7 @@ void vfio_async_detach_group(void *iommu_data, struct iommu_group *iommu_group)
 	if (!vfio_async_compute_iova_ranges(c, NULL, &ranges))
 		vfio_async_install_iova_ranges(c, &ranges);
 out_unlock:
+	vfio_async_resume(c);
 	mutex_unlock(&c->lock);
 }
 

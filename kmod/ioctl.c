@@ -4,6 +4,7 @@
  * rules and errnos exactly, so a VMM cannot tell the backends apart by them.
  */
 #include <linux/iommu.h>
+#include <linux/mm.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
 #include <linux/vfio.h>
@@ -15,6 +16,7 @@ static long check_extension(struct vfio_async_container *c,
 {
 	switch (ext) {
 	case VFIO_ASYNC_IOMMU:
+	case VFIO_ASYNC_DEFERRED_MAP:
 	case VFIO_UNMAP_ALL:
 		return 1;
 	case VFIO_TYPE1v2_IOMMU:
@@ -122,61 +124,129 @@ out:
 	return ret;
 }
 
+/* What a map request asks for, whichever ioctl it came through. */
+struct map_request {
+	u64 vaddr;
+	u64 iova;
+	u64 size;
+	int prot;
+	bool deferred;
+};
+
 static int check_map_args(struct vfio_async_container *c,
-			  struct vfio_iommu_type1_dma_map *map)
+			  struct map_request *req)
 {
 	size_t pgsize = vfio_async_min_pgsize(c);
 
-	if (!map->size || (map->size | map->iova | map->vaddr) & (pgsize - 1))
+	if (!req->prot)
+		return -EINVAL;
+	if (!req->size || (req->size | req->iova | req->vaddr) & (pgsize - 1))
 		return -EINVAL;
 	/* The u64 fields must fit the kernel's types, and must not wrap. */
-	if (map->size != (size_t)map->size ||
-	    map->iova != (dma_addr_t)map->iova ||
-	    map->vaddr != (unsigned long)map->vaddr)
+	if (req->size != (size_t)req->size ||
+	    req->iova != (dma_addr_t)req->iova ||
+	    req->vaddr != (unsigned long)req->vaddr)
 		return -EINVAL;
-	if (map->iova + map->size - 1 < map->iova ||
-	    map->vaddr + map->size - 1 < map->vaddr)
+	if (req->iova + req->size - 1 < req->iova ||
+	    req->vaddr + req->size - 1 < req->vaddr)
 		return -EINVAL;
-	if (vfio_async_find_dma(c, map->iova, map->size))
+	if (vfio_async_find_dma(c, req->iova, req->size))
 		return -EEXIST;
 	if (!c->dma_avail)
 		return -ENOSPC;
-	if (!vfio_async_iova_usable(c, map->iova, map->iova + map->size - 1))
+	if (!vfio_async_iova_usable(c, req->iova, req->iova + req->size - 1))
 		return -EINVAL;
 	return 0;
 }
 
-static int do_map(struct vfio_async_container *c,
-		  struct vfio_iommu_type1_dma_map *map)
+/*
+ * A deferred range is pinned later, so check now that it is all mapped
+ * with the access asked for; the cost grows with the number of VMAs, not
+ * with the size.
+ */
+static int check_vaddr_range(struct map_request *req)
+{
+	unsigned long addr = req->vaddr, end = req->vaddr + req->size;
+	struct mm_struct *mm = current->mm;
+	int ret = 0;
+
+	mmap_read_lock(mm);
+	while (addr < end) {
+		struct vm_area_struct *vma = vma_lookup(mm, addr);
+
+		if (!vma ||
+		    ((req->prot & IOMMU_WRITE) && !(vma->vm_flags & VM_WRITE)) ||
+		    ((req->prot & IOMMU_READ) && !(vma->vm_flags & VM_READ))) {
+			ret = -EFAULT;
+			break;
+		}
+		addr = vma->vm_end;
+	}
+	mmap_read_unlock(mm);
+	return ret;
+}
+
+/* A new deferred mapping: charge it all now, then leave it to the threads. */
+static int add_deferred(struct vfio_async_container *c,
+			struct vfio_async_dma *dma)
+{
+	int ret;
+
+	ret = vfio_async_lock_acct(dma, dma->size >> PAGE_SHIFT);
+	if (ret)
+		return ret;
+
+	vfio_async_link_dma(c, dma);
+	c->dma_avail--;
+	vfio_async_count(c, VFIO_ASYNC_DEFERRED_BYTES, dma->size);
+	vfio_async_count(c, VFIO_ASYNC_PENDING_BYTES, dma->size);
+	if (!c->quiesced)
+		vfio_async_queue_work(c);
+	return 0;
+}
+
+/* A new mapping made at once; without a domain yet, attach will map it. */
+static int add_sync(struct vfio_async_container *c, struct vfio_async_dma *dma)
+{
+	int ret;
+
+	vfio_async_link_dma(c, dma);
+	c->dma_avail--;
+	vfio_async_count(c, VFIO_ASYNC_SYNC_BYTES, dma->size);
+	if (list_empty(&c->domains))
+		return 0;
+
+	ret = vfio_async_map_all_now(c, dma);
+	if (ret)
+		vfio_async_remove_dma(c, dma);
+	return ret;
+}
+
+static int do_map(struct vfio_async_container *c, struct map_request *req)
 {
 	struct vfio_async_dma *dma;
-	int prot = 0, ret;
-
-	if (map->flags & VFIO_DMA_MAP_FLAG_READ)
-		prot |= IOMMU_READ;
-	if (map->flags & VFIO_DMA_MAP_FLAG_WRITE)
-		prot |= IOMMU_WRITE;
-	if (!prot)
-		return -EINVAL;
+	int ret;
 
 	mutex_lock(&c->lock);
-	ret = check_map_args(c, map);
+	ret = check_map_args(c, req);
+	if (!ret && req->deferred)
+		ret = check_vaddr_range(req);
 	if (ret)
 		goto out_unlock;
 
-	dma = vfio_async_dma_alloc(map->iova, map->size, map->vaddr, prot);
+	dma = vfio_async_dma_alloc(req->iova, req->size, req->vaddr, req->prot,
+				   req->deferred);
 	if (!dma) {
 		ret = -ENOMEM;
 		goto out_unlock;
 	}
-	vfio_async_link_dma(c, dma);
-	c->dma_avail--;
 
-	/* Without a domain there is nothing to map into yet: attach pins. */
-	if (!list_empty(&c->domains)) {
-		ret = vfio_async_pin_map(c, dma);
+	if (req->deferred) {
+		ret = add_deferred(c, dma);
 		if (ret)
-			vfio_async_remove_dma(c, dma);
+			vfio_async_dma_free(dma);	/* never linked */
+	} else {
+		ret = add_sync(c, dma);
 	}
 out_unlock:
 	mutex_unlock(&c->lock);
@@ -187,6 +257,7 @@ static int map_dma(struct vfio_async_container *c, void __user *arg)
 {
 	struct vfio_iommu_type1_dma_map map;
 	size_t minsz = offsetofend(struct vfio_iommu_type1_dma_map, size);
+	struct map_request req = { .prot = 0 };
 
 	if (copy_from_user(&map, arg, minsz))
 		return -EFAULT;
@@ -194,7 +265,82 @@ static int map_dma(struct vfio_async_container *c, void __user *arg)
 	    map.flags & ~(VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE))
 		return -EINVAL;
 
-	return do_map(c, &map);
+	if (map.flags & VFIO_DMA_MAP_FLAG_READ)
+		req.prot |= IOMMU_READ;
+	if (map.flags & VFIO_DMA_MAP_FLAG_WRITE)
+		req.prot |= IOMMU_WRITE;
+	req.vaddr = map.vaddr;
+	req.iova = map.iova;
+	req.size = map.size;
+	return do_map(c, &req);
+}
+
+/*
+ * Copy in an extensible structure: @minsz is its first version's size.
+ * Shorter is EINVAL; longer with non-zero bytes we do not know is E2BIG.
+ */
+static int copy_args_from_user(void *dst, size_t size, size_t minsz,
+			       void __user *arg)
+{
+	u32 argsz;
+
+	if (get_user(argsz, (u32 __user *)arg))
+		return -EFAULT;
+	if (argsz < minsz)
+		return -EINVAL;
+	return copy_struct_from_user(dst, size, arg, argsz);
+}
+
+static int map_dma_deferred(struct vfio_async_container *c, void __user *arg)
+{
+	const u32 known = VFIO_ASYNC_MAP_FLAG_READ | VFIO_ASYNC_MAP_FLAG_WRITE |
+			  VFIO_ASYNC_MAP_FLAG_NOW;
+	struct vfio_iommu_async_dma_map map;
+	struct map_request req = { .prot = 0 };
+	int ret;
+
+	ret = copy_args_from_user(&map, sizeof(map), sizeof(map), arg);
+	if (ret)
+		return ret;
+	if (map.flags & ~known)
+		return -EINVAL;
+
+	if (map.flags & VFIO_ASYNC_MAP_FLAG_READ)
+		req.prot |= IOMMU_READ;
+	if (map.flags & VFIO_ASYNC_MAP_FLAG_WRITE)
+		req.prot |= IOMMU_WRITE;
+	req.deferred = !(map.flags & VFIO_ASYNC_MAP_FLAG_NOW);
+	req.vaddr = map.vaddr;
+	req.iova = map.iova;
+	req.size = map.size;
+	return do_map(c, &req);
+}
+
+static int get_status(struct vfio_async_container *c, void __user *arg)
+{
+	struct vfio_iommu_async_status st;
+	struct vfio_async_counters *n = &c->counters;
+	int ret;
+
+	ret = copy_args_from_user(&st, sizeof(st), sizeof(st), arg);
+	if (ret)
+		return ret;
+	if (st.flags)
+		return -EINVAL;
+
+	/* Under the lock, so that the four byte counts add up. */
+	mutex_lock(&c->lock);
+	st.deferred_bytes = atomic_long_read(&n->v[VFIO_ASYNC_DEFERRED_BYTES]);
+	st.mapped_bytes = atomic_long_read(&n->v[VFIO_ASYNC_MAPPED_BYTES]);
+	st.pending_bytes = atomic_long_read(&n->v[VFIO_ASYNC_PENDING_BYTES]);
+	st.failed_bytes = atomic_long_read(&n->v[VFIO_ASYNC_FAILED_BYTES]);
+	st.sync_bytes = atomic_long_read(&n->v[VFIO_ASYNC_SYNC_BYTES]);
+	st.pinned_pages = atomic_long_read(&n->v[VFIO_ASYNC_PINNED_PAGES]);
+	st.first_error = c->first_error;
+	st.first_error_iova = c->first_error_iova;
+	mutex_unlock(&c->lock);
+
+	return copy_to_user(arg, &st, sizeof(st)) ? -EFAULT : 0;
 }
 
 static int check_unmap_args(struct vfio_async_container *c,
@@ -232,6 +378,8 @@ static int do_unmap(struct vfio_async_container *c,
 	int ret;
 
 	mutex_lock(&c->lock);
+	/* Chunks in flight must land before their mapping can go. */
+	vfio_async_quiesce(c);
 	ret = check_unmap_args(c, unmap);
 	if (ret)
 		goto out;
@@ -245,6 +393,7 @@ static int do_unmap(struct vfio_async_container *c,
 		vfio_async_remove_dma(c, dma);
 	}
 out:
+	vfio_async_resume(c);
 	mutex_unlock(&c->lock);
 	unmap->size = unmapped;
 	return ret;
@@ -285,6 +434,10 @@ long vfio_async_ioctl(void *iommu_data, unsigned int cmd, unsigned long arg)
 		return map_dma(c, uarg);
 	case VFIO_IOMMU_UNMAP_DMA:
 		return unmap_dma(c, uarg);
+	case VFIO_IOMMU_MAP_DMA_DEFERRED:
+		return map_dma_deferred(c, uarg);
+	case VFIO_IOMMU_ASYNC_GET_STATUS:
+		return get_status(c, uarg);
 	default:
 		return -ENOTTY;
 	}

@@ -44,17 +44,27 @@ static int __init vfio_async_init(void)
 	if (ret)
 		return ret;
 
+	ret = vfio_async_workers_start();
+	if (ret)
+		goto err_sysfs;
+
 	ret = vfio_register_iommu_driver(&vfio_async_ops);
-	if (ret) {
-		vfio_async_sysfs_exit();
-		return ret;
-	}
+	if (ret)
+		goto err_workers;
 	return 0;
+
+err_workers:
+	vfio_async_workers_stop();
+err_sysfs:
+	vfio_async_sysfs_exit();
+	return ret;
 }
 
 static void __exit vfio_async_exit(void)
 {
+	/* No container is left: each holds a module reference. */
 	vfio_unregister_iommu_driver(&vfio_async_ops);
+	vfio_async_workers_stop();
 	vfio_async_sysfs_exit();
 }
 

@@ -15,9 +15,15 @@
  * PFNs without a struct page (device memory). So the unpin side decides from
  * the PFN alone, with pfn_is_pinned(), and needs no per-page record.
  *
- * Invariant: [dma->iova, dma->iova + dma->mapped) is mapped in every domain
- * and its pinnable pages are pinned and charged to locked_vm once; nothing
- * beyond it is. Every path below restores it before returning.
+ * locked_vm: a mapping made at once is charged page by page as it is
+ * pinned, as type1 does; a deferred one was charged for its whole size
+ * when it was made (so the background can never fail for lack of it), and
+ * pinning it charges nothing more.
+ *
+ * All or nothing: vfio_async_pin_map() either maps the whole range asked
+ * for in every domain, or leaves none of it mapped or pinned. Callers hold
+ * the container lock, or own a chunk in flight (see vfio_async.h), which
+ * keeps the domain list and the mapping in place.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -52,40 +58,8 @@ static bool pfn_is_pinned(unsigned long pfn)
 	return pfn_valid(pfn) && !PageReserved(pfn_to_page(pfn));
 }
 
-struct vfio_async_dma *vfio_async_dma_alloc(dma_addr_t iova, size_t size,
-					    unsigned long vaddr, int prot)
-{
-	struct vfio_async_dma *dma = kzalloc(sizeof(*dma), GFP_KERNEL_ACCOUNT);
-
-	if (!dma)
-		return NULL;
-
-	dma->iova = iova;
-	dma->size = size;
-	dma->vaddr = vaddr;
-	dma->prot = prot;
-	/*
-	 * RLIMIT_MEMLOCK is the group leader's, and locked_vm the mm's, for
-	 * as long as the mapping lives, whoever pins or unpins it.
-	 */
-	dma->task = current->group_leader;
-	get_task_struct(dma->task);
-	dma->mm = current->mm;
-	mmgrab(dma->mm);
-	dma->lock_cap = capable(CAP_IPC_LOCK);
-	return dma;
-}
-
-void vfio_async_dma_free(struct vfio_async_dma *dma)
-{
-	WARN_ON_ONCE(dma->mapped);
-	put_task_struct(dma->task);
-	mmdrop(dma->mm);
-	kfree(dma);
-}
-
 /* Charge (@npages > 0) or credit (< 0) the mapping's locked_vm. */
-static int lock_acct(struct vfio_async_dma *dma, long npages)
+int vfio_async_lock_acct(struct vfio_async_dma *dma, long npages)
 {
 	struct mm_struct *mm = dma->mm;
 	int ret = 0;
@@ -114,8 +88,15 @@ static int lock_acct(struct vfio_async_dma *dma, long npages)
 	return ret;
 }
 
+/* Charge or credit locked_vm for pages pinned or unpinned, unless prepaid. */
+static int pin_acct(struct vfio_async_dma *dma, long npages)
+{
+	return dma->deferred ? 0 : vfio_async_lock_acct(dma, npages);
+}
+
 /* Release the pins of [pfn, pfn + npages); returns how many it released. */
-static unsigned long unpin_pfns(unsigned long pfn, unsigned long npages,
+static unsigned long unpin_pfns(struct vfio_async_container *c,
+				unsigned long pfn, unsigned long npages,
 				bool dirty)
 {
 	unsigned long i = 0, released = 0;
@@ -133,26 +114,29 @@ static unsigned long unpin_pfns(unsigned long pfn, unsigned long npages,
 		while (i < npages && !pfn_is_pinned(pfn + i))
 			i++;
 	}
-	atomic_long_sub(released, &vfio_async_stats.pinned_pages);
+	vfio_async_count(c, VFIO_ASYNC_PINNED_PAGES, -(long)released);
 	return released;
 }
 
 /* Unpin what keep_pinnable() kept of a batch no run has taken. */
-static long unpin_page_array(struct page **pages, long npages)
+static long unpin_page_array(struct vfio_async_container *c,
+			     struct page **pages, long npages)
 {
 	long i, released = 0;
 
 	for (i = 0; i < npages; i++)
-		released += unpin_pfns(page_to_pfn(pages[i]), 1, false);
+		released += unpin_pfns(c, page_to_pfn(pages[i]), 1, false);
 	return released;
 }
 
-static void unpin_run(struct vfio_async_dma *dma, struct pfn_run *run)
+static void unpin_run(struct vfio_async_container *c,
+		      struct vfio_async_dma *dma, struct pfn_run *run)
 {
 	unsigned long released;
 
-	released = unpin_pfns(run->pfn, run->npages, dma->prot & IOMMU_WRITE);
-	lock_acct(dma, -(long)released);
+	released = unpin_pfns(c, run->pfn, run->npages,
+			      dma->prot & IOMMU_WRITE);
+	pin_acct(dma, -(long)released);
 	run->npages = 0;
 }
 
@@ -169,17 +153,14 @@ static int map_run(struct vfio_async_container *c, struct vfio_async_dma *dma,
 				dma->prot | IOMMU_CACHE);
 		if (ret)
 			break;
-		atomic_long_inc(&vfio_async_stats.iommu_map_calls);
+		vfio_async_count(c, VFIO_ASYNC_IOMMU_MAP_CALLS, 1);
 	}
 	if (ret) {
 		list_for_each_entry_continue_reverse(d, &c->domains, next)
 			iommu_unmap(d->domain, run->iova, len);
-		unpin_run(dma, run);
+		unpin_run(c, dma, run);
 		return ret;
 	}
-
-	dma->mapped += len;
-	atomic_long_add(len, &vfio_async_stats.mapped_bytes);
 	run->npages = 0;
 	return 0;
 }
@@ -253,7 +234,8 @@ static long pin_batch(struct vfio_async_dma *dma, unsigned long vaddr,
  * stays pinned is exactly what pfn_is_pinned() says. Returns the number of
  * pages left pinned, to charge.
  */
-static long keep_pinnable(struct page **pages, long npages)
+static long keep_pinnable(struct vfio_async_container *c, struct page **pages,
+			  long npages)
 {
 	long i, kept = 0;
 
@@ -263,7 +245,7 @@ static long keep_pinnable(struct page **pages, long npages)
 		else
 			kept++;
 	}
-	atomic_long_add(kept, &vfio_async_stats.pinned_pages);
+	vfio_async_count(c, VFIO_ASYNC_PINNED_PAGES, kept);
 	return kept;
 }
 
@@ -302,32 +284,36 @@ static int add_batch(struct vfio_async_container *c, struct vfio_async_dma *dma,
 			      page_to_pfn(pages[i]));
 		if (ret) {
 			/* add_pfn() did not take page i, nor those after it. */
-			lock_acct(dma, -unpin_page_array(pages + i, npages - i));
+			pin_acct(dma, -unpin_page_array(c, pages + i,
+							npages - i));
 			return ret;
 		}
 	}
 	return 0;
 }
 
+/*
+ * Pin and map [@start, @end) of @dma; on failure, unpins what it pinned and
+ * returns how far it mapped in *@done (the caller unmaps that).
+ */
 static int pin_map_pages(struct vfio_async_container *c,
-			 struct vfio_async_dma *dma, struct page **pages)
+			 struct vfio_async_dma *dma, size_t start, size_t end,
+			 struct page **pages, size_t *done)
 {
 	struct pfn_run run = { .npages = 0 };
+	size_t pos = start;
 	int ret = 0;
 
-	for (;;) {
-		size_t pos = dma->mapped + (run.npages << PAGE_SHIFT);
+	while (pos < end) {
 		unsigned long want, pfnmap;
 		long got, charged;
 
-		if (pos >= dma->size)
-			break;
 		if (fatal_signal_pending(current)) {
 			ret = -EINTR;
 			break;
 		}
 
-		want = min_t(size_t, PIN_BATCH, (dma->size - pos) >> PAGE_SHIFT);
+		want = min_t(size_t, PIN_BATCH, (end - pos) >> PAGE_SHIFT);
 		got = pin_batch(dma, dma->vaddr + pos, want, pages, &pfnmap);
 		if (got < 0) {
 			ret = got;
@@ -337,61 +323,69 @@ static int pin_map_pages(struct vfio_async_container *c,
 			ret = add_pfn(c, dma, &run, dma->iova + pos, pfnmap);
 			if (ret)
 				break;
+			pos += PAGE_SIZE;
 			continue;
 		}
 
-		charged = keep_pinnable(pages, got);
-		ret = lock_acct(dma, charged);
+		charged = keep_pinnable(c, pages, got);
+		ret = pin_acct(dma, charged);
 		if (ret) {
-			unpin_page_array(pages, got);
+			unpin_page_array(c, pages, got);
 			break;
 		}
 		ret = add_batch(c, dma, &run, dma->iova + pos, pages, got);
 		if (ret)
 			break;
+		pos += got << PAGE_SHIFT;
 		cond_resched();
 	}
 
 	if (run.npages) {
 		if (ret)
-			unpin_run(dma, &run);
+			unpin_run(c, dma, &run);
 		else
 			ret = map_run(c, dma, &run);
 	}
+	/* What is mapped ends where the open run, now gone, began. */
+	*done = ret ? (run.iova - dma->iova) : end;
 	return ret;
 }
 
 /**
- * vfio_async_pin_map - pin and map the part of @dma not yet mapped
- * @c: container, lock held, with at least one domain
+ * vfio_async_pin_map - pin and map [@start, @end) of @dma in every domain
+ * @c: container, with at least one domain
  * @dma: the mapping
+ * @start: offset in @dma, page aligned
+ * @end: offset in @dma, page aligned, exclusive
  *
- * On failure the part mapped so far stays mapped (dma->mapped says how
- * much); the caller unmaps it or keeps it.
+ * All or nothing: on failure nothing of the range stays mapped or pinned.
  */
 int vfio_async_pin_map(struct vfio_async_container *c,
-		       struct vfio_async_dma *dma)
+		       struct vfio_async_dma *dma, size_t start, size_t end)
 {
 	struct page **pages;
+	size_t done = start;
 	int ret;
-
-	lockdep_assert_held(&c->lock);
 
 	if (!mmget_not_zero(dma->mm))
 		return -ESRCH;
 
 	pages = (struct page **)__get_free_page(GFP_KERNEL);
 	if (pages) {
-		ret = pin_map_pages(c, dma, pages);
+		ret = pin_map_pages(c, dma, start, end, pages, &done);
 		free_page((unsigned long)pages);
 	} else {
 		ret = -ENOMEM;
 	}
 	mmput(dma->mm);
+
+	if (ret && done > start)
+		vfio_async_unmap_unpin(c, dma, start, done);
 	return ret;
 }
 
-static void flush_and_unpin(struct iommu_domain *domain,
+static void flush_and_unpin(struct vfio_async_container *c,
+			    struct iommu_domain *domain,
 			    struct iommu_iotlb_gather *gather,
 			    struct vfio_async_dma *dma,
 			    struct unpin_batch *batch)
@@ -402,11 +396,11 @@ static void flush_and_unpin(struct iommu_domain *domain,
 	/* The device may still reach a page until its IOTLB entry is gone. */
 	iommu_iotlb_sync(domain, gather);
 	for (i = 0; i < batch->nr; i++)
-		released += unpin_pfns(batch->runs[i].pfn,
+		released += unpin_pfns(c, batch->runs[i].pfn,
 				       batch->runs[i].npages,
 				       dma->prot & IOMMU_WRITE);
 	batch->nr = 0;
-	lock_acct(dma, -released);
+	pin_acct(dma, -released);
 }
 
 /* Length of the physically contiguous mapping at @iova, up to @end. */
@@ -422,7 +416,8 @@ static size_t contiguous_len(struct iommu_domain *domain, dma_addr_t iova,
 }
 
 /* Unmap [@iova, @end) from the record domain and unpin what it mapped. */
-static void unmap_unpin_record(struct iommu_domain *domain,
+static void unmap_unpin_record(struct vfio_async_container *c,
+			       struct iommu_domain *domain,
 			       struct vfio_async_dma *dma, dma_addr_t iova,
 			       dma_addr_t end)
 {
@@ -449,108 +444,61 @@ static void unmap_unpin_record(struct iommu_domain *domain,
 		batch.runs[batch.nr].pfn = PHYS_PFN(phys);
 		batch.runs[batch.nr].npages = unmapped >> PAGE_SHIFT;
 		if (++batch.nr == UNPIN_BATCH)
-			flush_and_unpin(domain, &gather, dma, &batch);
+			flush_and_unpin(c, domain, &gather, dma, &batch);
 		iova += unmapped;
 		cond_resched();
 	}
-	flush_and_unpin(domain, &gather, dma, &batch);
+	flush_and_unpin(c, domain, &gather, dma, &batch);
 }
 
 /**
- * vfio_async_unmap_unpin - undo vfio_async_pin_map(): unmap @dma from every
- *	domain, unpin its pages and credit locked_vm
- * @c: container, lock held
- * @dma: the mapping; dma->mapped is 0 afterwards
+ * vfio_async_unmap_unpin - undo vfio_async_pin_map() of [@start, @end):
+ *	unmap it from every domain, unpin its pages and credit locked_vm
+ * @c: container
+ * @dma: the mapping
+ * @start: offset in @dma
+ * @end: offset in @dma, exclusive; all of [@start, @end) must be mapped
  */
 void vfio_async_unmap_unpin(struct vfio_async_container *c,
-			    struct vfio_async_dma *dma)
+			    struct vfio_async_dma *dma, size_t start,
+			    size_t end)
 {
 	struct vfio_async_domain *record, *d;
-
-	lockdep_assert_held(&c->lock);
-
-	if (!dma->mapped)
-		return;
 
 	record = list_first_entry(&c->domains, struct vfio_async_domain, next);
 	d = record;
 	list_for_each_entry_continue(d, &c->domains, next)
-		iommu_unmap(d->domain, dma->iova, dma->mapped);
+		iommu_unmap(d->domain, dma->iova + start, end - start);
 
-	unmap_unpin_record(record->domain, dma, dma->iova,
-			   dma->iova + dma->mapped);
-	atomic_long_sub(dma->mapped, &vfio_async_stats.mapped_bytes);
-	dma->mapped = 0;
+	unmap_unpin_record(c, record->domain, dma, dma->iova + start,
+			   dma->iova + end);
 }
 
-/* Copy the mapped part of @dma from domain @from into domain @to. */
-static int copy_mappings(struct iommu_domain *from, struct iommu_domain *to,
-			 struct vfio_async_dma *dma)
+/* Copy the mapping of [@start, @end) of @dma from domain @from into @to. */
+int vfio_async_copy_mappings(struct iommu_domain *from,
+			     struct iommu_domain *to,
+			     struct vfio_async_dma *dma, size_t start,
+			     size_t end)
 {
-	dma_addr_t iova = dma->iova, end = dma->iova + dma->mapped;
+	dma_addr_t iova = dma->iova + start, last = dma->iova + end;
 	int ret;
 
-	while (iova < end) {
+	while (iova < last) {
 		phys_addr_t phys = iommu_iova_to_phys(from, iova);
 		size_t len;
 
 		if (WARN_ON_ONCE(!phys))
 			return -EFAULT;
-		len = contiguous_len(from, iova, phys, end);
+		len = contiguous_len(from, iova, phys, last);
 		ret = iommu_map(to, iova, phys, len, dma->prot | IOMMU_CACHE);
 		if (ret) {
-			if (iova > dma->iova)
-				iommu_unmap(to, dma->iova, iova - dma->iova);
+			if (iova > dma->iova + start)
+				iommu_unmap(to, dma->iova + start,
+					    iova - dma->iova - start);
 			return ret;
 		}
-		atomic_long_inc(&vfio_async_stats.iommu_map_calls);
 		iova += len;
 		cond_resched();
 	}
 	return 0;
-}
-
-/**
- * vfio_async_replay - give a new domain every existing mapping
- * @c: container, lock held
- * @from: a domain holding them all, or NULL when @to is the first domain
- *	  (then already on c->domains) and the mappings still need pinning
- * @to: the new domain
- *
- * All or nothing: on failure @to holds no mapping and, in the first-domain
- * case, nothing is left pinned.
- */
-int vfio_async_replay(struct vfio_async_container *c,
-		      struct vfio_async_domain *from,
-		      struct vfio_async_domain *to)
-{
-	struct rb_node *node, *failed;
-	struct vfio_async_dma *dma;
-	int ret = 0;
-
-	lockdep_assert_held(&c->lock);
-
-	for (node = rb_first(&c->dma_tree); node; node = rb_next(node)) {
-		dma = rb_entry(node, struct vfio_async_dma, node);
-		if (from)
-			ret = copy_mappings(from->domain, to->domain, dma);
-		else
-			ret = vfio_async_pin_map(c, dma);
-		if (ret)
-			break;
-	}
-	if (!ret)
-		return 0;
-
-	failed = node;
-	for (node = rb_first(&c->dma_tree); node; node = rb_next(node)) {
-		dma = rb_entry(node, struct vfio_async_dma, node);
-		if (!from)
-			vfio_async_unmap_unpin(c, dma);
-		else if (node != failed && dma->mapped)
-			iommu_unmap(to->domain, dma->iova, dma->mapped);
-		if (node == failed)
-			break;
-	}
-	return ret;
 }

@@ -10,14 +10,30 @@
  *   pages.c      the pin-and-map engine: pins user pages in batches, maps
  *                each physically contiguous run with one iommu_map(), and
  *                unmaps/unpins with batched IOTLB flushes.
- *   ioctl.c      the container ioctls (type1v2 compatible).
- *   sysfs.c      /sys/kernel/vfio_async/.
+ *   deferred.c   the per-chunk state of mappings and the choice of the
+ *                next chunk to map in the background.
+ *   worker.c     the background threads that pin and map deferred chunks.
+ *   ioctl.c      the container ioctls (type1v2 compatible, and ours).
+ *   sysfs.c      /sys/kernel/vfio_async/, module-wide and per container.
  *   main.c       module parameters and registration with VFIO.
  *
  * Where a pinned PFN lives: nowhere but the IOMMU page table. A pinned page
  * is always mapped in every domain of its container, and the first domain
  * is the record used to find the PFNs to unpin (iommu_iova_to_phys()). So a
  * range is pinned exactly when it is mapped, and teardown needs no memory.
+ *
+ * Chunks: a mapping is cut at every 2 MiB boundary of IOVA space, so that a
+ * chunk of THP or hugetlbfs memory can be one IOMMU superpage. A chunk is
+ * pending, in flight (a worker is pinning it with no lock held), mapped
+ * (pinned and mapped in every domain), or failed. Its state is one bit in
+ * one of three bitmaps of its mapping: O(1) to look up once the mapping is
+ * found in the rb-tree, in O(log n).
+ *
+ * In flight: a worker claims a chunk under the container lock, then pins
+ * and maps it without the lock, so ioctls wait for one chunk at most. What
+ * it relies on, the domain list and the mapping itself, only changes after
+ * vfio_async_quiesce(), which stops new claims and waits for the chunks in
+ * flight.
  *
  * Naming: @last is inclusive, @end is exclusive.
  *
@@ -26,42 +42,77 @@
  *                               attach_group/detach_group)
  *   vfio_async_container::lock
  *   mm->mmap_lock               (read while pinning, write while accounting)
+ *   vfio_async_work_lock        (spinlock: the list of containers with work)
  * Nothing here is called with mmap_lock held, so the reverse never occurs.
+ * Waiting for chunks in flight is done with no lock of ours held.
  */
 #ifndef VFIO_ASYNC_H
 #define VFIO_ASYNC_H
 
 #include <linux/iommu.h>
+#include <linux/kobject.h>
 #include <linux/list.h>
 #include <linux/mutex.h>
 #include <linux/rbtree.h>
+#include <linux/sched.h>
 #include <linux/types.h>
+#include <linux/wait.h>
 
 #include "vfio_driver_ops.h"
 #include <linux/vfio_iommu_async.h>
 
 #define VFIO_ASYNC_VERSION	"0.1.0"
 
+#define VFIO_ASYNC_CHUNK_SHIFT	21
+
 /* Module parameters (main.c). */
 extern bool vfio_async_type1v2_dropin;
 extern bool vfio_async_allow_unsafe_interrupts;
 extern unsigned int vfio_async_dma_entry_limit;
 
+/* Counters, kept per container and module-wide; one sysfs file each. */
+enum vfio_async_counter {
+	VFIO_ASYNC_SYNC_BYTES,		/* bytes of mappings made at once */
+	VFIO_ASYNC_DEFERRED_BYTES,	/* bytes of deferred mappings ... */
+	VFIO_ASYNC_MAPPED_BYTES,	/* ... mapped by now, */
+	VFIO_ASYNC_PENDING_BYTES,	/* ... not yet (or in flight), */
+	VFIO_ASYNC_FAILED_BYTES,	/* ... that could not be mapped */
+	VFIO_ASYNC_PINNED_PAGES,
+	VFIO_ASYNC_CHUNKS_MAPPED,	/* deferred chunks mapped, ever */
+	VFIO_ASYNC_BACKGROUND_ERRORS,	/* deferred chunks failed, ever */
+	VFIO_ASYNC_IOMMU_MAP_CALLS,	/* one per contiguous run and domain */
+	VFIO_ASYNC_NR_COUNTERS,
+};
+
+struct vfio_async_counters {
+	atomic_long_t v[VFIO_ASYNC_NR_COUNTERS];
+};
+
+extern struct vfio_async_counters vfio_async_totals;
+extern atomic_long_t vfio_async_nr_containers;
+extern const char *const vfio_async_counter_names[VFIO_ASYNC_NR_COUNTERS];
+
 /**
- * struct vfio_async_dma - one user mapping, as created by MAP_DMA
+ * struct vfio_async_dma - one user mapping
  * @node: in vfio_async_container::dma_tree, keyed by @iova
  * @iova: first IOVA
  * @size: bytes
  * @vaddr: user address backing @iova
  * @prot: IOMMU_READ and/or IOMMU_WRITE
- * @mapped: bytes from @iova that are pinned and mapped in every domain; the
- *          rest is neither (the prefix grows while pinning)
+ * @nchunks: chunks in the mapping (see vfio_async_chunk_span())
+ * @mapped: bitmap, chunks pinned and mapped in every domain
+ * @pending: bitmap, deferred chunks no worker has claimed yet
+ * @failed: bitmap, deferred chunks the background could not map
+ * @next_pending: no pending chunk below this index
+ * @deferred: made by MAP_DMA_DEFERRED: mapped by the background workers,
+ *	      with locked_vm charged for all of it up front
  * @mm: the address space @vaddr belongs to; mmgrab()ed, so it stays valid
  *      while its pages may be gone: pin only under mmget_not_zero()
  * @task: group leader of the mapping process, for RLIMIT_MEMLOCK
  * @lock_cap: the mapping process had CAP_IPC_LOCK
  *
- * All fields are protected by vfio_async_container::lock.
+ * All fields are protected by vfio_async_container::lock; the bitmaps'
+ * bits change only under it.
  */
 struct vfio_async_dma {
 	struct rb_node node;
@@ -69,7 +120,12 @@ struct vfio_async_dma {
 	size_t size;
 	unsigned long vaddr;
 	int prot;
-	size_t mapped;
+	unsigned long nchunks;
+	unsigned long *mapped;
+	unsigned long *pending;
+	unsigned long *failed;
+	unsigned long next_pending;
+	bool deferred;
 	struct mm_struct *mm;
 	struct task_struct *task;
 	bool lock_cap;
@@ -103,21 +159,52 @@ struct vfio_async_iova_range {
 
 /**
  * struct vfio_async_container - the backend's state for one VFIO container
+ * @kobj: its sysfs directory; holds the container's memory
+ * @id: unique number, part of the directory's name
+ * @owner_pid: thread group that set the container up
+ * @owner_comm: its command name
  * @domains: struct vfio_async_domain; the first one is the PFN record
  * @dma_tree: struct vfio_async_dma by IOVA, never overlapping
  * @iova_ranges: sorted struct vfio_async_iova_range; empty means any IOVA
  *               (no domain yet)
  * @dma_avail: how many more mappings may be created
  * @pgsize_bitmap: page sizes every domain supports, at least PAGE_SIZE
+ * @quiesced: callers of vfio_async_quiesce() not yet resumed; no chunk is
+ *	      claimed while non-zero
+ * @in_flight: chunks claimed and not completed
+ * @idle: woken when @in_flight drops to 0
+ * @first_error: -errno of the first chunk that failed, or 0
+ * @first_error_iova: its IOVA
+ * @work_node: in vfio_async_work_list while it may have work (under
+ *	       vfio_async_work_lock, not @lock)
+ * @counters: this container's counters (atomic, read without @lock)
  */
 struct vfio_async_container {
-	struct mutex lock;		/* protects every field below */
+	struct kobject kobj;
+	unsigned int id;
+	pid_t owner_pid;
+	char owner_comm[TASK_COMM_LEN];
+	struct mutex lock;		/* protects the fields below */
 	struct list_head domains;
 	struct rb_root dma_tree;
 	struct list_head iova_ranges;
 	unsigned int dma_avail;
 	unsigned long pgsize_bitmap;
+	unsigned int quiesced;
+	unsigned int in_flight;
+	wait_queue_head_t idle;
+	int first_error;
+	dma_addr_t first_error_iova;
+	struct list_head work_node;
+	struct vfio_async_counters counters;
 };
+
+static inline void vfio_async_count(struct vfio_async_container *c,
+				    enum vfio_async_counter i, long delta)
+{
+	atomic_long_add(delta, &c->counters.v[i]);
+	atomic_long_add(delta, &vfio_async_totals.v[i]);
+}
 
 /* container.c */
 void *vfio_async_open(unsigned long type);
@@ -130,6 +217,8 @@ struct iommu_domain *vfio_async_group_iommu_domain(void *iommu_data,
 bool vfio_async_all_domains_enforce_cc(struct vfio_async_container *c);
 void vfio_async_remove_dma(struct vfio_async_container *c,
 			   struct vfio_async_dma *dma);
+void vfio_async_quiesce(struct vfio_async_container *c);
+void vfio_async_resume(struct vfio_async_container *c);
 
 static inline size_t vfio_async_min_pgsize(struct vfio_async_container *c)
 {
@@ -157,16 +246,50 @@ void vfio_async_install_iova_ranges(struct vfio_async_container *c,
 void vfio_async_free_iova_ranges(struct list_head *ranges);
 
 /* pages.c */
-struct vfio_async_dma *vfio_async_dma_alloc(dma_addr_t iova, size_t size,
-					    unsigned long vaddr, int prot);
-void vfio_async_dma_free(struct vfio_async_dma *dma);
 int vfio_async_pin_map(struct vfio_async_container *c,
-		       struct vfio_async_dma *dma);
+		       struct vfio_async_dma *dma, size_t start, size_t end);
 void vfio_async_unmap_unpin(struct vfio_async_container *c,
-			    struct vfio_async_dma *dma);
+			    struct vfio_async_dma *dma, size_t start,
+			    size_t end);
+int vfio_async_lock_acct(struct vfio_async_dma *dma, long npages);
+int vfio_async_copy_mappings(struct iommu_domain *from,
+			     struct iommu_domain *to,
+			     struct vfio_async_dma *dma, size_t start,
+			     size_t end);
+
+/* deferred.c */
+struct vfio_async_dma *vfio_async_dma_alloc(dma_addr_t iova, size_t size,
+					    unsigned long vaddr, int prot,
+					    bool deferred);
+void vfio_async_dma_free(struct vfio_async_dma *dma);
+void vfio_async_chunk_span(struct vfio_async_dma *dma, unsigned long first,
+			   unsigned long end, size_t *start_off,
+			   size_t *end_off);
+int vfio_async_map_all_now(struct vfio_async_container *c,
+			   struct vfio_async_dma *dma);
+void vfio_async_unmap_all(struct vfio_async_container *c,
+			  struct vfio_async_dma *dma);
+void vfio_async_forget_dma(struct vfio_async_container *c,
+			   struct vfio_async_dma *dma);
+void vfio_async_unmap_chunks_from(struct iommu_domain *to,
+				  struct vfio_async_dma *dma,
+				  unsigned long limit);
 int vfio_async_replay(struct vfio_async_container *c,
 		      struct vfio_async_domain *from,
 		      struct vfio_async_domain *to);
+bool vfio_async_has_pending(struct vfio_async_container *c);
+bool vfio_async_claim_chunk(struct vfio_async_container *c,
+			    struct vfio_async_dma **dma, unsigned long *chunk);
+void vfio_async_complete_chunk(struct vfio_async_container *c,
+			       struct vfio_async_dma *dma,
+			       unsigned long chunk, int ret);
+
+/* worker.c */
+int vfio_async_workers_start(void);
+void vfio_async_workers_stop(void);
+void vfio_async_queue_work(struct vfio_async_container *c);
+void vfio_async_dequeue_work(struct vfio_async_container *c);
+int vfio_async_map_one_chunk(struct vfio_async_container *c);
 
 /* ioctl.c */
 long vfio_async_ioctl(void *iommu_data, unsigned int cmd, unsigned long arg);
@@ -174,21 +297,6 @@ long vfio_async_ioctl(void *iommu_data, unsigned int cmd, unsigned long arg);
 /* sysfs.c */
 int vfio_async_sysfs_init(void);
 void vfio_async_sysfs_exit(void);
-
-/**
- * struct vfio_async_stats - module-wide counters shown in sysfs
- * @containers: containers using this backend
- * @pinned_pages: pages this module holds pinned
- * @mapped_bytes: bytes of user mappings that are pinned and mapped
- * @iommu_map_calls: iommu_map() calls made, one per contiguous run and domain
- */
-struct vfio_async_stats {
-	atomic_long_t containers;
-	atomic_long_t pinned_pages;
-	atomic_long_t mapped_bytes;
-	atomic_long_t iommu_map_calls;
-};
-
-extern struct vfio_async_stats vfio_async_stats;
+int vfio_async_container_kobj_init(struct vfio_async_container *c);
 
 #endif /* VFIO_ASYNC_H */

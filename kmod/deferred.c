@@ -1,0 +1,385 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * The chunk state of mappings: what is mapped, what the background still
+ * has to map, what it failed to, and which chunk it maps next.
+ *
+ * The background maps deferred mappings in IOVA order, lowest pending chunk
+ * first: guests touch low memory first. Every state change of a deferred
+ * chunk moves its bytes between the pending, mapped and failed counters
+ * under the container lock, so they always add up to the deferred bytes.
+ */
+#include <linux/bitmap.h>
+#include <linux/sched/mm.h>
+#include <linux/sched/task.h>
+#include <linux/slab.h>
+
+#include "vfio_async.h"
+
+static unsigned long *chunk_bitmap_alloc(unsigned long nchunks)
+{
+	return kvcalloc(BITS_TO_LONGS(nchunks), sizeof(unsigned long),
+			GFP_KERNEL_ACCOUNT);
+}
+
+/**
+ * vfio_async_dma_alloc - a new mapping, all of its chunks unmapped
+ * @iova: first IOVA
+ * @size: bytes, > 0, without wrap
+ * @vaddr: user address in current->mm
+ * @prot: IOMMU_READ and/or IOMMU_WRITE
+ * @deferred: mapped by the background; then every chunk starts pending
+ */
+struct vfio_async_dma *vfio_async_dma_alloc(dma_addr_t iova, size_t size,
+					    unsigned long vaddr, int prot,
+					    bool deferred)
+{
+	struct vfio_async_dma *dma = kzalloc(sizeof(*dma), GFP_KERNEL_ACCOUNT);
+
+	if (!dma)
+		return NULL;
+
+	dma->iova = iova;
+	dma->size = size;
+	dma->vaddr = vaddr;
+	dma->prot = prot;
+	dma->deferred = deferred;
+	dma->nchunks = ((iova + size - 1) >> VFIO_ASYNC_CHUNK_SHIFT) -
+		       (iova >> VFIO_ASYNC_CHUNK_SHIFT) + 1;
+
+	dma->mapped = chunk_bitmap_alloc(dma->nchunks);
+	if (!dma->mapped)
+		goto err;
+	if (deferred) {
+		dma->pending = chunk_bitmap_alloc(dma->nchunks);
+		dma->failed = chunk_bitmap_alloc(dma->nchunks);
+		if (!dma->pending || !dma->failed)
+			goto err;
+		bitmap_fill(dma->pending, dma->nchunks);
+	}
+
+	/*
+	 * RLIMIT_MEMLOCK is the group leader's, and locked_vm the mm's, for
+	 * as long as the mapping lives, whoever pins or unpins it.
+	 */
+	dma->task = current->group_leader;
+	get_task_struct(dma->task);
+	dma->mm = current->mm;
+	mmgrab(dma->mm);
+	dma->lock_cap = capable(CAP_IPC_LOCK);
+	return dma;
+err:
+	kvfree(dma->failed);
+	kvfree(dma->pending);
+	kvfree(dma->mapped);
+	kfree(dma);
+	return NULL;
+}
+
+void vfio_async_dma_free(struct vfio_async_dma *dma)
+{
+	WARN_ON_ONCE(!bitmap_empty(dma->mapped, dma->nchunks));
+	put_task_struct(dma->task);
+	mmdrop(dma->mm);
+	kvfree(dma->failed);
+	kvfree(dma->pending);
+	kvfree(dma->mapped);
+	kfree(dma);
+}
+
+/**
+ * vfio_async_chunk_span - the offsets in @dma covered by chunks
+ *	[@first, @end)
+ * @dma: the mapping
+ * @first: first chunk
+ * @end: chunk after the last one
+ * @start_off: receives the offset of the first byte
+ * @end_off: receives the offset after the last byte
+ *
+ * Chunks are cut at 2 MiB boundaries of IOVA space, so the first and last
+ * chunk of a mapping may be shorter.
+ */
+void vfio_async_chunk_span(struct vfio_async_dma *dma, unsigned long first,
+			   unsigned long end, size_t *start_off,
+			   size_t *end_off)
+{
+	dma_addr_t base = dma->iova >> VFIO_ASYNC_CHUNK_SHIFT;
+
+	*start_off = first ? ((base + first) << VFIO_ASYNC_CHUNK_SHIFT) -
+			     dma->iova : 0;
+	*end_off = end < dma->nchunks ?
+		   ((base + end) << VFIO_ASYNC_CHUNK_SHIFT) - dma->iova :
+		   dma->size;
+}
+
+/* Bytes of @dma in the chunks set in @bitmap. */
+static size_t chunk_bytes(struct vfio_async_dma *dma, unsigned long *bitmap)
+{
+	unsigned long first, end;
+	size_t start_off, end_off, bytes = 0;
+
+	for_each_set_bitrange(first, end, bitmap, dma->nchunks) {
+		vfio_async_chunk_span(dma, first, end, &start_off, &end_off);
+		bytes += end_off - start_off;
+	}
+	return bytes;
+}
+
+/**
+ * vfio_async_map_all_now - pin and map all of a mapping made at once
+ * @c: container, lock held, with a domain
+ * @dma: the mapping, not deferred, nothing of it mapped
+ *
+ * All or nothing, in one pass, so runs of contiguous memory are not cut at
+ * chunk boundaries and 1 GiB pages stay 1 GiB in the IOMMU.
+ */
+int vfio_async_map_all_now(struct vfio_async_container *c,
+			   struct vfio_async_dma *dma)
+{
+	int ret;
+
+	lockdep_assert_held(&c->lock);
+
+	ret = vfio_async_pin_map(c, dma, 0, dma->size);
+	if (!ret)
+		bitmap_fill(dma->mapped, dma->nchunks);
+	return ret;
+}
+
+/**
+ * vfio_async_unmap_all - unmap and unpin every mapped chunk of @dma
+ * @c: container, lock held, quiesced if @dma is deferred
+ * @dma: the mapping, about to be removed
+ */
+void vfio_async_unmap_all(struct vfio_async_container *c,
+			  struct vfio_async_dma *dma)
+{
+	unsigned long first, end;
+	size_t start_off, end_off;
+
+	lockdep_assert_held(&c->lock);
+
+	for_each_set_bitrange(first, end, dma->mapped, dma->nchunks) {
+		vfio_async_chunk_span(dma, first, end, &start_off, &end_off);
+		vfio_async_unmap_unpin(c, dma, start_off, end_off);
+	}
+	if (dma->deferred) {
+		size_t bytes = chunk_bytes(dma, dma->mapped);
+
+		vfio_async_count(c, VFIO_ASYNC_MAPPED_BYTES, -(long)bytes);
+		vfio_async_count(c, VFIO_ASYNC_PENDING_BYTES, bytes);
+		bitmap_or(dma->pending, dma->pending, dma->mapped,
+			  dma->nchunks);
+		dma->next_pending = 0;
+	}
+	bitmap_zero(dma->mapped, dma->nchunks);
+}
+
+/**
+ * vfio_async_forget_dma - take an unmapped mapping out of the counters and
+ *	give back what it charged up front
+ * @c: container, lock held, quiesced if @dma is deferred
+ * @dma: the mapping, about to be freed
+ */
+void vfio_async_forget_dma(struct vfio_async_container *c,
+			   struct vfio_async_dma *dma)
+{
+	lockdep_assert_held(&c->lock);
+
+	if (!dma->deferred) {
+		vfio_async_count(c, VFIO_ASYNC_SYNC_BYTES, -(long)dma->size);
+		return;
+	}
+	vfio_async_count(c, VFIO_ASYNC_PENDING_BYTES,
+			 -(long)chunk_bytes(dma, dma->pending));
+	vfio_async_count(c, VFIO_ASYNC_FAILED_BYTES,
+			 -(long)chunk_bytes(dma, dma->failed));
+	vfio_async_count(c, VFIO_ASYNC_DEFERRED_BYTES, -(long)dma->size);
+	vfio_async_lock_acct(dma, -(long)(dma->size >> PAGE_SHIFT));
+}
+
+/**
+ * vfio_async_unmap_chunks_from - unmap @dma's mapped chunks below @limit
+ *	from domain @to only, leaving the pins to the other domains
+ * @to: a domain that is leaving, or a failed replay target
+ * @dma: the mapping
+ * @limit: first chunk not to touch
+ */
+void vfio_async_unmap_chunks_from(struct iommu_domain *to,
+				  struct vfio_async_dma *dma,
+				  unsigned long limit)
+{
+	unsigned long first, end;
+	size_t start_off, end_off;
+
+	for_each_set_bitrange(first, end, dma->mapped, limit) {
+		vfio_async_chunk_span(dma, first, end, &start_off, &end_off);
+		iommu_unmap(to, dma->iova + start_off, end_off - start_off);
+	}
+}
+
+/* Give domain @to the mapped chunks of @dma, as @from has them. */
+static int copy_chunks(struct iommu_domain *from, struct iommu_domain *to,
+		       struct vfio_async_dma *dma)
+{
+	unsigned long first, end;
+	size_t start_off, end_off;
+	int ret;
+
+	for_each_set_bitrange(first, end, dma->mapped, dma->nchunks) {
+		vfio_async_chunk_span(dma, first, end, &start_off, &end_off);
+		ret = vfio_async_copy_mappings(from, to, dma, start_off,
+					       end_off);
+		if (ret) {
+			vfio_async_unmap_chunks_from(to, dma, first);
+			return ret;
+		}
+	}
+	return 0;
+}
+
+/**
+ * vfio_async_replay - give a new domain every existing mapping
+ * @c: container, lock held, quiesced
+ * @from: a domain holding them all, or NULL when @to is the first domain
+ *	  (then already on c->domains) and nothing is mapped yet
+ * @to: the new domain
+ *
+ * With a first domain, mappings made at once are pinned and mapped now;
+ * deferred ones stay pending for the background. All or nothing: on
+ * failure @to holds no mapping and nothing new is pinned.
+ */
+int vfio_async_replay(struct vfio_async_container *c,
+		      struct vfio_async_domain *from,
+		      struct vfio_async_domain *to)
+{
+	struct vfio_async_dma *dma;
+	struct rb_node *node, *failed;
+	int ret = 0;
+
+	lockdep_assert_held(&c->lock);
+
+	for (node = rb_first(&c->dma_tree); node; node = rb_next(node)) {
+		dma = rb_entry(node, struct vfio_async_dma, node);
+		if (from)
+			ret = copy_chunks(from->domain, to->domain, dma);
+		else if (!dma->deferred)
+			ret = vfio_async_map_all_now(c, dma);
+		if (ret)
+			break;
+	}
+	if (!ret)
+		return 0;
+
+	failed = node;
+	for (node = rb_first(&c->dma_tree); node != failed;
+	     node = rb_next(node)) {
+		dma = rb_entry(node, struct vfio_async_dma, node);
+		if (from)
+			vfio_async_unmap_chunks_from(to->domain, dma,
+						     dma->nchunks);
+		else if (!dma->deferred)
+			vfio_async_unmap_all(c, dma);
+	}
+	return ret;
+}
+
+/* Lowest pending chunk of @dma, or dma->nchunks. */
+static unsigned long next_pending_chunk(struct vfio_async_dma *dma)
+{
+	dma->next_pending = find_next_bit(dma->pending, dma->nchunks,
+					  dma->next_pending);
+	return dma->next_pending;
+}
+
+/* Is there a chunk for the background to map? Lock held. */
+bool vfio_async_has_pending(struct vfio_async_container *c)
+{
+	struct rb_node *node;
+
+	lockdep_assert_held(&c->lock);
+
+	for (node = rb_first(&c->dma_tree); node; node = rb_next(node)) {
+		struct vfio_async_dma *dma = rb_entry(node, struct vfio_async_dma,
+						      node);
+
+		if (dma->deferred && next_pending_chunk(dma) < dma->nchunks)
+			return true;
+	}
+	return false;
+}
+
+/**
+ * vfio_async_claim_chunk - take the next chunk to map in the background
+ * @c: container, lock held
+ * @dma: receives its mapping
+ * @chunk: receives its index
+ *
+ * Returns false when there is none, or when the container cannot take
+ * background work now (quiesced, or no domain to map into). A claimed
+ * chunk is in flight until vfio_async_complete_chunk().
+ */
+bool vfio_async_claim_chunk(struct vfio_async_container *c,
+			    struct vfio_async_dma **dma, unsigned long *chunk)
+{
+	struct rb_node *node;
+
+	lockdep_assert_held(&c->lock);
+
+	if (c->quiesced || list_empty(&c->domains))
+		return false;
+
+	for (node = rb_first(&c->dma_tree); node; node = rb_next(node)) {
+		struct vfio_async_dma *d = rb_entry(node, struct vfio_async_dma,
+						    node);
+		unsigned long i;
+
+		if (!d->deferred)
+			continue;
+		i = next_pending_chunk(d);
+		if (i < d->nchunks) {
+			clear_bit(i, d->pending);
+			c->in_flight++;
+			*dma = d;
+			*chunk = i;
+			return true;
+		}
+	}
+	return false;
+}
+
+/**
+ * vfio_async_complete_chunk - record how mapping a claimed chunk ended
+ * @c: container, lock held
+ * @dma: its mapping
+ * @chunk: its index
+ * @ret: 0 when it is mapped, else -errno (nothing of it is mapped)
+ */
+void vfio_async_complete_chunk(struct vfio_async_container *c,
+			       struct vfio_async_dma *dma,
+			       unsigned long chunk, int ret)
+{
+	size_t start_off, end_off;
+	long bytes;
+
+	lockdep_assert_held(&c->lock);
+
+	vfio_async_chunk_span(dma, chunk, chunk + 1, &start_off, &end_off);
+	bytes = end_off - start_off;
+	vfio_async_count(c, VFIO_ASYNC_PENDING_BYTES, -bytes);
+	if (!ret) {
+		set_bit(chunk, dma->mapped);
+		vfio_async_count(c, VFIO_ASYNC_MAPPED_BYTES, bytes);
+		vfio_async_count(c, VFIO_ASYNC_CHUNKS_MAPPED, 1);
+	} else {
+		set_bit(chunk, dma->failed);
+		vfio_async_count(c, VFIO_ASYNC_FAILED_BYTES, bytes);
+		vfio_async_count(c, VFIO_ASYNC_BACKGROUND_ERRORS, 1);
+		if (!c->first_error) {
+			c->first_error = ret;
+			c->first_error_iova = dma->iova + start_off;
+		}
+	}
+
+	if (!--c->in_flight)
+		wake_up_all(&c->idle);
+}
