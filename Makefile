@@ -6,6 +6,7 @@
 #   make check           install what is missing, build, boot the test VM, run
 #                        the selftests (ours and stock type1), print a summary
 #   make demo            boot the VM and show what the module does
+#   make bench           stock type1 vs this module, side by side, in one VM
 #   make lint            W=1 + sparse build and checkpatch --strict
 #   make dkms-check      add/build/install with DKMS, then run the VM on that .ko
 #   make deb             a Debian vfio-iommu-async-dkms package in build/
@@ -22,8 +23,8 @@ KO := kmod/vfio_iommu_async.ko
 BUILD := build
 CHECKPATCH := $(BUILD)/ksrc/scripts/checkpatch.pl
 
-.PHONY: all modules clean lint check check-layout selftests demo setup \
-	dkms-check deb install
+.PHONY: all modules clean lint check check-layout selftests demo bench \
+	setup dkms-check deb install
 
 all: modules
 
@@ -60,8 +61,11 @@ selftests: setup
 check: modules check-layout selftests
 	scripts/run-checks
 
-demo: modules
+demo: modules selftests
 	scripts/demo
+
+bench: modules selftests
+	scripts/bench
 
 dkms-check: setup
 	scripts/dkms-check
