@@ -1,0 +1,232 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * sanity: vfio_iommu_async and stock vfio_iommu_type1 coexist.
+ *
+ * - a fresh container always answers VFIO_TYPE1v2_IOMMU (stock is there);
+ * - VFIO_ASYNC_IOMMU is answered iff our module is loaded;
+ * - SET_IOMMU(VFIO_ASYNC_IOMMU) selects us: /sys/kernel/vfio_async/containers
+ *   counts the container while it is set and drops back when it goes;
+ * - a container set to VFIO_TYPE1v2_IOMMU is ours only with type1v2_dropin=Y,
+ *   one set to VFIO_TYPE1_IOMMU (v1) is never ours;
+ * - /sys/kernel/vfio_async/version is a sane version string;
+ * - SET_IOMMU with an unknown type, without a group, or twice fails.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "kselftest_harness.h"
+#include "test_util.h"
+
+#define UNKNOWN_IOMMU_TYPE 0x7ffffff0UL
+
+TEST(type1v2_always_answered)
+{
+	int c = vfio_container_new();
+
+	ASSERT_OK(c);
+	/* No IOMMU set yet: every registered backend is asked. */
+	EXPECT_EQ(1, vfio_check_extension(c, VFIO_TYPE1v2_IOMMU));
+	EXPECT_EQ(1, vfio_check_extension(c, VFIO_TYPE1_IOMMU));
+	EXPECT_EQ(0, vfio_check_extension(c, UNKNOWN_IOMMU_TYPE));
+	close(c);
+}
+
+TEST(async_not_answered_without_module)
+{
+	int c;
+
+	if (async_loaded())
+		SKIP(return, "vfio_iommu_async is loaded");
+	c = vfio_container_new();
+	ASSERT_OK(c);
+	EXPECT_EQ(0, vfio_check_extension(c, VFIO_ASYNC_IOMMU));
+	EXPECT_EQ(-1, access(ASYNC_MODULE_SYSFS, F_OK));
+	close(c);
+}
+
+TEST(async_answered_with_module)
+{
+	int c;
+
+	if (!async_loaded())
+		SKIP(return, "vfio_iommu_async not loaded");
+	c = vfio_container_new();
+	ASSERT_OK(c);
+	EXPECT_EQ(1, vfio_check_extension(c, VFIO_ASYNC_IOMMU));
+	/* Stock type1 still answers its own types next to us. */
+	EXPECT_EQ(1, vfio_check_extension(c, VFIO_TYPE1v2_IOMMU));
+	EXPECT_EQ(1, vfio_check_extension(c, VFIO_TYPE1_IOMMU));
+	close(c);
+}
+
+static bool version_sane(const char *v)
+{
+	int parts = 0;
+
+	/* MAJOR.MINOR.PATCH, then an optional -suffix / +suffix / ~suffix */
+	while (parts < 3) {
+		if (!isdigit((unsigned char)*v))
+			return false;
+		while (isdigit((unsigned char)*v))
+			v++;
+		parts++;
+		if (parts < 3 && *v++ != '.')
+			return false;
+	}
+	if (*v && *v != '-' && *v != '+' && *v != '~')
+		return false;
+	for (; *v; v++)
+		if (!isalnum((unsigned char)*v) && !strchr("-+~._", *v))
+			return false;
+	return true;
+}
+
+TEST(async_version)
+{
+	char v[64], mv[64];
+
+	if (!async_loaded())
+		SKIP(return, "vfio_iommu_async not loaded");
+	ASSERT_OK(sysfs_read(ASYNC_SYSFS "/version", v, sizeof(v)));
+	TH_LOG("version '%s'", v);
+	EXPECT_TRUE(version_sane(v));
+	/* MODULE_VERSION, when set, must say the same. */
+	if (!sysfs_read(ASYNC_MODULE_SYSFS "/version", mv, sizeof(mv)))
+		EXPECT_STREQ(mv, v);
+}
+
+FIXTURE(dev) {
+	struct vfio_dev v;
+};
+
+FIXTURE_SETUP(dev)
+{
+	vfio_dev_init(&self->v);
+	if (vfio_env_missing(VFIO_TYPE1v2_IOMMU))
+		SKIP(return, "%s", vfio_env_missing(VFIO_TYPE1v2_IOMMU));
+}
+
+FIXTURE_TEARDOWN(dev)
+{
+	vfio_dev_close(&self->v);
+}
+
+/* Container and group only: SET_IOMMU is what these tests are about. */
+static int open_unset(struct vfio_dev *d)
+{
+	int ret;
+
+	vfio_dev_init(d);
+	ret = d->container = vfio_container_new();
+	if (ret < 0)
+		return ret;
+	ret = d->group = vfio_group_open(getenv("VFIO_GROUP"));
+	if (ret < 0)
+		return ret;
+	return vfio_group_set_container(d->group, d->container);
+}
+
+TEST_F(dev, async_containers_count)
+{
+	RETURN_IF_SKIPPED();
+	if (!async_loaded())
+		SKIP(return, "vfio_iommu_async not loaded");
+
+	ASSERT_EQ(0, async_containers());
+	ASSERT_OK(vfio_dev_open_env(&self->v, VFIO_ASYNC_IOMMU));
+	EXPECT_EQ(1, async_containers());
+	/* Set to us, the container answers with our backend. */
+	EXPECT_EQ(1, vfio_check_extension(self->v.container, VFIO_ASYNC_IOMMU));
+	vfio_dev_close(&self->v);
+	EXPECT_EQ(0, async_containers());
+
+	/* Detaching the last group releases the IOMMU, fd still open. */
+	ASSERT_OK(open_unset(&self->v));
+	EXPECT_EQ(0, async_containers());
+	ASSERT_OK(vfio_set_iommu(self->v.container, VFIO_ASYNC_IOMMU));
+	EXPECT_EQ(1, async_containers());
+	ASSERT_OK(vfio_group_unset_container(self->v.group));
+	EXPECT_EQ(0, async_containers());
+	vfio_dev_close(&self->v);
+	EXPECT_EQ(0, async_containers());
+}
+
+TEST_F(dev, type1_containers_not_ours)
+{
+	int dropin;
+
+	RETURN_IF_SKIPPED();
+	if (!async_loaded())
+		SKIP(return, "vfio_iommu_async not loaded");
+	dropin = async_dropin();
+	ASSERT_OK(dropin);
+	TH_LOG("type1v2_dropin=%s", dropin ? "Y" : "N");
+
+	ASSERT_EQ(0, async_containers());
+	ASSERT_OK(vfio_dev_open_env(&self->v, VFIO_TYPE1v2_IOMMU));
+	/* With dropin we answer TYPE1v2 first; without, stock does. */
+	EXPECT_EQ(dropin, async_containers());
+	vfio_dev_close(&self->v);
+	EXPECT_EQ(0, async_containers());
+
+	/* Type1 v1 semantics are never ours. */
+	ASSERT_OK(vfio_dev_open_env(&self->v, VFIO_TYPE1_IOMMU));
+	EXPECT_EQ(0, async_containers());
+	vfio_dev_close(&self->v);
+}
+
+TEST_F(dev, set_iommu_unknown_type)
+{
+	RETURN_IF_SKIPPED();
+	ASSERT_OK(open_unset(&self->v));
+	/* Nobody answers the type: vfio's SET_IOMMU gives ENODEV. */
+	EXPECT_ERRNO(ENODEV, vfio_set_iommu(self->v.container,
+					    UNKNOWN_IOMMU_TYPE));
+	if (!async_loaded())
+		EXPECT_ERRNO(ENODEV, vfio_set_iommu(self->v.container,
+						    VFIO_ASYNC_IOMMU));
+	/* The failures left the container usable. */
+	EXPECT_OK(vfio_set_iommu(self->v.container, VFIO_TYPE1v2_IOMMU));
+}
+
+TEST_F(dev, set_iommu_without_group)
+{
+	int c;
+
+	RETURN_IF_SKIPPED();
+	c = vfio_container_new();
+	ASSERT_OK(c);
+	EXPECT_ERRNO(EINVAL, vfio_set_iommu(c, VFIO_TYPE1v2_IOMMU));
+	if (async_loaded()) {
+		EXPECT_ERRNO(EINVAL, vfio_set_iommu(c, VFIO_ASYNC_IOMMU));
+		EXPECT_EQ(0, async_containers());
+	}
+	close(c);
+}
+
+TEST_F(dev, set_iommu_twice)
+{
+	RETURN_IF_SKIPPED();
+	ASSERT_OK(open_unset(&self->v));
+	ASSERT_OK(vfio_set_iommu(self->v.container, VFIO_TYPE1v2_IOMMU));
+	EXPECT_ERRNO(EINVAL, vfio_set_iommu(self->v.container,
+					    VFIO_TYPE1v2_IOMMU));
+	if (async_loaded()) {
+		int before = async_containers();
+
+		EXPECT_ERRNO(EINVAL, vfio_set_iommu(self->v.container,
+						    VFIO_ASYNC_IOMMU));
+		EXPECT_EQ(before, async_containers());
+		vfio_dev_close(&self->v);
+
+		ASSERT_OK(open_unset(&self->v));
+		ASSERT_OK(vfio_set_iommu(self->v.container, VFIO_ASYNC_IOMMU));
+		EXPECT_ERRNO(EINVAL, vfio_set_iommu(self->v.container,
+						    VFIO_TYPE1v2_IOMMU));
+		EXPECT_EQ(1, async_containers());
+	}
+}
+
+TEST_HARNESS_MAIN
