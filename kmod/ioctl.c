@@ -277,7 +277,8 @@ static int map_dma(struct vfio_async_container *c, void __user *arg)
 
 /*
  * Copy in an extensible structure: @minsz is its first version's size.
- * Shorter is EINVAL; longer with non-zero bytes we do not know is E2BIG.
+ * Shorter is EINVAL; longer with non-zero bytes we do not know, or longer
+ * than a page, is E2BIG.
  */
 static int copy_args_from_user(void *dst, size_t size, size_t minsz,
 			       void __user *arg)
@@ -288,6 +289,9 @@ static int copy_args_from_user(void *dst, size_t size, size_t minsz,
 		return -EFAULT;
 	if (argsz < minsz)
 		return -EINVAL;
+	/* Beyond a page it cannot be a structure; do not scan for zeroes. */
+	if (argsz > PAGE_SIZE)
+		return -E2BIG;
 	return copy_struct_from_user(dst, size, arg, argsz);
 }
 

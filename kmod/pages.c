@@ -300,7 +300,8 @@ static int pin_map_pages(struct vfio_async_container *c,
 			 struct vfio_async_dma *dma, size_t start, size_t end,
 			 struct page **pages, size_t *done)
 {
-	struct pfn_run run = { .npages = 0 };
+	/* An empty run where mapping starts: what lies below it is mapped. */
+	struct pfn_run run = { .iova = dma->iova + start, .npages = 0 };
 	size_t pos = start;
 	int ret = 0;
 
