@@ -13,9 +13,9 @@
  * The ioctls below are extensible the way VFIO's are: argsz says how much
  * of the structure the caller passes, flags say which optional parts mean
  * something. An argsz shorter than the first version of a structure gives
- * EINVAL; a longer one whose extra bytes are not all zero gives E2BIG, so a
- * newer caller learns this module does not know them; unknown flags give
- * EINVAL.
+ * EINVAL; a longer one whose extra bytes are not all zero, or one over a
+ * page (4096), gives E2BIG, so a newer caller learns this module does not
+ * know them; unknown flags give EINVAL.
  *
  * Numbers: the IOMMU type and extension numbers share VFIO's
  * VFIO_CHECK_EXTENSION space; this out-of-tree module takes them from a
