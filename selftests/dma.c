@@ -60,17 +60,12 @@ FIXTURE_SETUP(dma)
 	if (why)
 		SKIP(return, "%s", why);
 
-	if (variant->backing == MEM_HUGETLB) {
-		ret = hugetlb_reserve(HUGE_RESERVE, &self->huge_old);
-		if (ret)
-			SKIP(return, "cannot reserve %d hugetlb pages: %s",
-			     HUGE_RESERVE, strerror(-ret));
-	}
 	/* 16 small pages, or two huge ones. */
 	size = variant->backing == MEM_ANON ? 16 * P : 2 * self->g;
-	ret = mem_alloc(&self->buf, variant->backing, size);
-	if (ret == -ENOTSUP)
-		SKIP(return, "THP: no AnonHugePages after MADV_HUGEPAGE");
+	why = variant_memory(variant->backing, size, HUGE_RESERVE,
+			     &self->huge_old, &self->buf, &ret);
+	if (why)
+		SKIP(return, "%s", why);
 	ASSERT_OK(ret);
 	self->expect = malloc(size);
 	ASSERT_NE(NULL, self->expect);

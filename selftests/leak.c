@@ -56,15 +56,10 @@ FIXTURE_SETUP(leak)
 	self->g = mem_granule(variant->backing);
 	if (why)
 		SKIP(return, "%s", why);
-	if (variant->backing == MEM_HUGETLB) {
-		ret = hugetlb_reserve(HUGE_RESERVE, &self->huge_old);
-		if (ret)
-			SKIP(return, "cannot reserve %d hugetlb pages: %s",
-			     HUGE_RESERVE, strerror(-ret));
-	}
-	ret = mem_alloc(&self->buf, variant->backing, buf_size(variant->backing));
-	if (ret == -ENOTSUP)
-		SKIP(return, "THP: no AnonHugePages after MADV_HUGEPAGE");
+	why = variant_memory(variant->backing, buf_size(variant->backing),
+			     HUGE_RESERVE, &self->huge_old, &self->buf, &ret);
+	if (why)
+		SKIP(return, "%s", why);
 	ASSERT_OK(ret);
 	ret = vfio_dev_open(&self->v, getenv("VFIO_GROUP"), NULL,
 			    variant->iommu_type);

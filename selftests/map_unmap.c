@@ -58,15 +58,10 @@ FIXTURE_SETUP(mu)
 	if (why)
 		SKIP(return, "%s", why);
 
-	if (variant->backing == MEM_HUGETLB) {
-		ret = hugetlb_reserve(HUGE_RESERVE, &self->huge_old);
-		if (ret)
-			SKIP(return, "cannot reserve %d hugetlb pages: %s",
-			     HUGE_RESERVE, strerror(-ret));
-	}
-	ret = mem_alloc(&self->buf, variant->backing, BUF_SIZE(self->g));
-	if (ret == -ENOTSUP)
-		SKIP(return, "THP: no AnonHugePages after MADV_HUGEPAGE");
+	why = variant_memory(variant->backing, BUF_SIZE(self->g), HUGE_RESERVE,
+			     &self->huge_old, &self->buf, &ret);
+	if (why)
+		SKIP(return, "%s", why);
 	ASSERT_OK(ret);
 
 	/* Container and group: mapping needs no device fd. */

@@ -318,3 +318,26 @@ int vmlck_kb(pid_t pid, long *kb)
 	fclose(f);
 	return ret;
 }
+
+const char *variant_memory(enum mem_backing b, size_t size, long huge_pages,
+			   long *huge_old, struct mem_buf *m, int *err)
+{
+	static char why[96];
+	int ret;
+
+	*err = 0;
+	if (b == MEM_HUGETLB) {
+		ret = hugetlb_reserve(huge_pages, huge_old);
+		if (ret) {
+			snprintf(why, sizeof(why),
+				 "cannot reserve %ld hugetlb pages: %s",
+				 huge_pages, strerror(-ret));
+			return why;
+		}
+	}
+	ret = mem_alloc(m, b, size);
+	if (ret == -ENOTSUP)
+		return "THP: no AnonHugePages after MADV_HUGEPAGE";
+	*err = ret;
+	return NULL;
+}

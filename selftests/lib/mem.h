@@ -47,6 +47,16 @@ long smaps_anon_huge_kb(const void *addr);
 int hugetlb_reserve(long npages, long *old);
 void hugetlb_restore(long old);
 
+/*
+ * The memory a variant fixture tests with: reserves @huge_pages hugetlb
+ * pages first for MEM_HUGETLB (*huge_old as for hugetlb_reserve()), then
+ * allocates @size bytes of @b into @m. Returns NULL with *err = 0 on
+ * success or -errno on a real failure, or why the variant cannot run here
+ * (the caller skips).
+ */
+const char *variant_memory(enum mem_backing b, size_t size, long huge_pages,
+			   long *huge_old, struct mem_buf *m, int *err);
+
 /* Deterministic content: byte i of a buffer filled with seed s. */
 uint8_t pattern_byte(uint32_t seed, size_t i);
 void pattern_fill(void *p, size_t len, uint32_t seed);
