@@ -9,11 +9,14 @@
  * - a container set to VFIO_TYPE1v2_IOMMU is ours only with type1v2_dropin=Y,
  *   one set to VFIO_TYPE1_IOMMU (v1) is never ours;
  * - /sys/kernel/vfio_async/version is a sane version string;
- * - SET_IOMMU with an unknown type, without a group, or twice fails.
+ * - SET_IOMMU with an unknown type, without a group, or twice fails;
+ * - the module cannot be removed while a container uses it.
  */
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "kselftest_harness.h"
@@ -151,6 +154,22 @@ TEST_F(dev, async_containers_count)
 	EXPECT_EQ(0, async_containers());
 	vfio_dev_close(&self->v);
 	EXPECT_EQ(0, async_containers());
+}
+
+/* Each container holds the module: rmmod is refused until it is closed. */
+TEST_F(dev, rmmod_refused_while_container_exists)
+{
+	RETURN_IF_SKIPPED();
+	if (!async_loaded())
+		SKIP(return, "vfio_iommu_async not loaded");
+
+	ASSERT_OK(vfio_dev_open_env(&self->v, VFIO_ASYNC_IOMMU));
+	errno = 0;
+	EXPECT_EQ(-1, syscall(SYS_delete_module, "vfio_iommu_async",
+			      O_NONBLOCK));
+	EXPECT_EQ(EWOULDBLOCK, errno);
+	EXPECT_TRUE(async_loaded());
+	EXPECT_EQ(1, async_containers());
 }
 
 TEST_F(dev, type1_containers_not_ours)
