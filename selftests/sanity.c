@@ -109,6 +109,10 @@ FIXTURE_SETUP(dev)
 	vfio_dev_init(&self->v);
 	if (vfio_env_missing(VFIO_TYPE1v2_IOMMU))
 		SKIP(return, "%s", vfio_env_missing(VFIO_TYPE1v2_IOMMU));
+	/* Without interrupt remapping only the test about it can set up. */
+	if (getenv("VFIO_TEST_NO_INTREMAP") &&
+	    !strstr(_metadata->name, "no_intremap"))
+		SKIP(return, "needs interrupt remapping");
 }
 
 FIXTURE_TEARDOWN(dev)
@@ -170,6 +174,36 @@ TEST_F(dev, rmmod_refused_while_container_exists)
 	EXPECT_EQ(EWOULDBLOCK, errno);
 	EXPECT_TRUE(async_loaded());
 	EXPECT_EQ(1, async_containers());
+}
+
+/*
+ * Without interrupt remapping a device could forge MSIs: both backends
+ * refuse the group with EPERM unless allow_unsafe_interrupts is set. Only
+ * meaningful in a VM whose IOMMU has interrupt remapping off
+ * (run-checks' nointremap tier sets VFIO_TEST_NO_INTREMAP=1).
+ */
+TEST_F(dev, no_intremap_refused_unless_allowed)
+{
+	const char *param = ASYNC_MODULE_SYSFS "/parameters/allow_unsafe_interrupts";
+	char old[8];
+
+	RETURN_IF_SKIPPED();
+	if (!getenv("VFIO_TEST_NO_INTREMAP"))
+		SKIP(return, "the VM has interrupt remapping");
+
+	ASSERT_OK(open_unset(&self->v));
+	EXPECT_ERRNO(EPERM, vfio_set_iommu(self->v.container,
+					   VFIO_TYPE1v2_IOMMU));
+	if (!async_loaded())
+		return;
+
+	EXPECT_ERRNO(EPERM, vfio_set_iommu(self->v.container,
+					   VFIO_ASYNC_IOMMU));
+	ASSERT_OK(sysfs_read(param, old, sizeof(old)));
+	ASSERT_OK(sysfs_write(param, "Y"));
+	EXPECT_OK(vfio_set_iommu(self->v.container, VFIO_ASYNC_IOMMU));
+	EXPECT_EQ(1, async_containers());
+	ASSERT_OK(sysfs_write(param, old));
 }
 
 TEST_F(dev, type1_containers_not_ours)
