@@ -51,6 +51,7 @@ static int __init vfio_async_init(void)
 	ret = vfio_register_iommu_driver(&vfio_async_ops);
 	if (ret)
 		goto err_workers;
+	vfio_async_fault_init();
 	return 0;
 
 err_workers:
@@ -64,6 +65,7 @@ static void __exit vfio_async_exit(void)
 {
 	/* No container is left: each holds a module reference. */
 	vfio_unregister_iommu_driver(&vfio_async_ops);
+	vfio_async_fault_exit();
 	vfio_async_workers_stop();
 	vfio_async_sysfs_exit();
 }

@@ -149,7 +149,8 @@ static int map_run(struct vfio_async_container *c, struct vfio_async_dma *dma,
 	int ret = 0;
 
 	list_for_each_entry(d, &c->domains, next) {
-		ret = iommu_map(d->domain, run->iova, PFN_PHYS(run->pfn), len,
+		ret = vfio_async_fault(VFIO_ASYNC_FAULT_CHUNK_MAP) ?:
+		      iommu_map(d->domain, run->iova, PFN_PHYS(run->pfn), len,
 				dma->prot | IOMMU_CACHE);
 		if (ret)
 			break;
@@ -212,7 +213,8 @@ static long pin_batch(struct vfio_async_dma *dma, unsigned long vaddr,
 
 	*pfnmap = 0;
 	mmap_read_lock(dma->mm);
-	ret = pin_user_pages_remote(dma->mm, vaddr, npages, gup_flags, pages,
+	ret = vfio_async_fault(VFIO_ASYNC_FAULT_CHUNK_PIN) ?:
+	      pin_user_pages_remote(dma->mm, vaddr, npages, gup_flags, pages,
 				    NULL, NULL);
 	if (ret <= 0) {
 		unsigned long pfn;

@@ -291,6 +291,28 @@ void vfio_async_queue_work(struct vfio_async_container *c);
 void vfio_async_dequeue_work(struct vfio_async_container *c);
 int vfio_async_map_one_chunk(struct vfio_async_container *c);
 
+/* fault.c: named fault points, /sys/kernel/debug/vfio_async/<name>/ */
+enum vfio_async_fault_point {
+	VFIO_ASYNC_FAULT_CHUNK_PIN,	/* fail_chunk_pin: pin_batch() */
+	VFIO_ASYNC_FAULT_CHUNK_MAP,	/* fail_chunk_map: iommu_map() of a run */
+	VFIO_ASYNC_NR_FAULTS,
+};
+
+#ifdef CONFIG_FAULT_INJECTION_DEBUG_FS
+int vfio_async_fault(enum vfio_async_fault_point point);
+void vfio_async_fault_init(void);
+void vfio_async_fault_exit(void);
+#else
+/* -ENOMEM when @point should fail now; never without fault injection. */
+static inline int vfio_async_fault(enum vfio_async_fault_point point)
+{
+	return 0;
+}
+
+static inline void vfio_async_fault_init(void) { }
+static inline void vfio_async_fault_exit(void) { }
+#endif
+
 /* ioctl.c */
 long vfio_async_ioctl(void *iommu_data, unsigned int cmd, unsigned long arg);
 
