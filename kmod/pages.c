@@ -354,6 +354,21 @@ static int pin_map_pages(struct vfio_async_container *c,
 	return ret;
 }
 
+/*
+ * Does a task still use @dma's mm? mm_users alone cannot tell: background
+ * threads pinning in turn keep it above zero after the process is gone.
+ * With memcg (Debian's kernels) the mm's owner is cleared when its last
+ * task leaves it; without, the mapping process's group leader stands in.
+ */
+static bool mm_still_used(struct vfio_async_dma *dma)
+{
+#ifdef CONFIG_MEMCG
+	return rcu_access_pointer(dma->mm->owner);
+#else
+	return !(READ_ONCE(dma->task->flags) & PF_EXITING);
+#endif
+}
+
 /**
  * vfio_async_pin_map - pin and map [@start, @end) of @dma in every domain
  * @c: container, with at least one domain
@@ -372,6 +387,10 @@ int vfio_async_pin_map(struct vfio_async_container *c,
 
 	if (!mmget_not_zero(dma->mm))
 		return -ESRCH;
+	if (!mm_still_used(dma)) {
+		mmput(dma->mm);
+		return -ESRCH;
+	}
 
 	pages = (struct page **)__get_free_page(GFP_KERNEL);
 	if (pages) {
