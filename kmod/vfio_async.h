@@ -38,8 +38,11 @@
  * Naming: @last is inclusive, @end is exclusive.
  *
  * Lock order, outermost first:
- *   vfio_container::group_lock (VFIO core; read around ioctls, write around
- *                               attach_group/detach_group)
+ *   vfio_container::group_lock (VFIO core; write around attach_group and
+ *                               detach_group. 6.1 calls our ioctl without
+ *                               it, so an ioctl racing the last group's
+ *                               detach can see the container released: a
+ *                               core bug type1 shares, not fixable here)
  *   vfio_async_container::lock
  *   mm->mmap_lock               (read while pinning, write while accounting)
  *   vfio_async_work_lock        (spinlock: the list of containers with work)
