@@ -8,6 +8,7 @@
 #   make demo            boot the VM and show what the module does
 #   make bench           stock type1 vs this module, side by side, in one VM
 #   make lint            W=1 + sparse build and checkpatch --strict
+#   make check-debug     the suite on a KASAN/lockdep/kmemleak debug kernel
 #   make dkms-check      add/build/install with DKMS, then run the VM on that .ko
 #   make deb             a Debian vfio-iommu-async-dkms package in build/
 #
@@ -24,7 +25,7 @@ BUILD := build
 CHECKPATCH := $(BUILD)/ksrc/scripts/checkpatch.pl
 
 .PHONY: all modules clean lint check check-layout selftests demo bench \
-	setup dkms-check deb install
+	setup dkms-check deb install check-debug
 
 all: modules
 
@@ -60,6 +61,10 @@ selftests: setup
 
 check: modules check-layout selftests
 	scripts/run-checks
+
+# Builds (and caches in ~/.cache/vfio-async) a debug 6.1 kernel first.
+check-debug: setup
+	scripts/check-debug
 
 demo: modules selftests
 	scripts/demo
