@@ -122,45 +122,9 @@ static int dmap_raw(int c, void *arg)
 	return ioctl(c, VFIO_IOMMU_MAP_DMA_DEFERRED, arg) ? -errno : 0;
 }
 
-/* MAP_DMA_DEFERRED; honours the sabotage modes map-shift and leak-pin. */
-static int dmap(int c, uint64_t iova, const void *va, uint64_t size,
-		uint32_t flags)
-{
-	struct vfio_iommu_async_dma_map m = {
-		.argsz = sizeof(m),
-		.flags = flags,
-		.vaddr = (uintptr_t)va,
-		.iova = iova,
-		.size = size,
-	};
-
-	if (sabotage("map-shift") && size >= 2 * P) {
-		m.vaddr += P;
-		m.size -= P;
-	}
-	if (sabotage("leak-pin") && size >= 2 * P) {
-		static uint64_t hidden = 0x7100000000ULL;
-		struct vfio_iommu_type1_dma_map h = {
-			.argsz = sizeof(h), .flags = VFIO_RW,
-			.vaddr = (uintptr_t)va, .iova = hidden, .size = P,
-		};
-
-		vfio_map_raw(c, &h);
-		hidden += P;
-	}
-	return dmap_raw(c, &m);
-}
-
 static int status_raw(int c, void *arg)
 {
 	return ioctl(c, VFIO_IOMMU_ASYNC_GET_STATUS, arg) ? -errno : 0;
-}
-
-static int status_get(int c, struct vfio_iommu_async_status *st)
-{
-	memset(st, 0, sizeof(*st));
-	st->argsz = sizeof(*st);
-	return status_raw(c, st);
 }
 
 static bool adds_up(const struct vfio_iommu_async_status *st)
@@ -181,7 +145,7 @@ static int wait_settled(int c, struct vfio_iommu_async_status *st,
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (;;) {
-		ret = status_get(c, st);
+		ret = vfio_async_status(c, st);
 		if (ret)
 			return ret;
 		if (!adds_up(st))
@@ -203,7 +167,7 @@ static int wait_started(int c, struct vfio_iommu_async_status *st,
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (;;) {
-		ret = status_get(c, st);
+		ret = vfio_async_status(c, st);
 		if (ret)
 			return ret;
 		if (st->mapped_bytes || st->failed_bytes || !st->pending_bytes)
@@ -251,28 +215,6 @@ static int ctr_read(const char *dir, int i, long *v)
 
 	snprintf(path, sizeof(path), "%s/%s", dir, cname[i]);
 	return sysfs_read_long(path, v);
-}
-
-/* The sysfs directory of the one container @pid set up. */
-static int container_dir(pid_t pid, char *out, size_t n)
-{
-	char prefix[32];
-	struct dirent *e;
-	int found = 0;
-	DIR *d;
-
-	snprintf(prefix, sizeof(prefix), "pid%d-c", (int)pid);
-	d = opendir(ASYNC_SYSFS);
-	if (!d)
-		return -errno;
-	while ((e = readdir(d))) {
-		if (strncmp(e->d_name, prefix, strlen(prefix)))
-			continue;
-		found++;
-		snprintf(out, n, ASYNC_SYSFS "/%s", e->d_name);
-	}
-	closedir(d);
-	return found == 1 ? 0 : found ? -EEXIST : -ENOENT;
 }
 
 /* Wait until @pred() holds, polling every 10 ms; its last answer. */
@@ -373,7 +315,7 @@ FIXTURE_SETUP(deferred)
 	ASSERT_OK(edu_open(&self->edu, self->v.device));
 	ASSERT_OK(edu_scratch_map(&self->edu, self->v.container, IOVA_SCRATCH));
 	ASSERT_OK(kmsg_watch_start(&self->kw, getenv("VFIO_BDF")));
-	ASSERT_OK(container_dir(getpid(), self->dir, sizeof(self->dir)));
+	ASSERT_OK(async_container_dir(getpid(), self->dir, sizeof(self->dir)));
 
 	/* The measurement works: the bounce page is one pin, 4 kB locked. */
 	ASSERT_OK(pins_outstanding(&self->pins0));
@@ -534,7 +476,7 @@ TEST_F(deferred, extension)
 	ASSERT_LE(0, c);
 	EXPECT_EQ(1, vfio_check_extension(c, VFIO_ASYNC_DEFERRED_MAP));
 	/* No IOMMU set: the VFIO core refuses to pass the ioctl on. */
-	EXPECT_ERRNO(EINVAL, status_get(c, &st));
+	EXPECT_ERRNO(EINVAL, vfio_async_status(c, &st));
 	close(c);
 
 	/* Negative control: a container served by stock vfio_iommu_type1. */
@@ -548,8 +490,8 @@ TEST_F(deferred, extension)
 				VFIO_TYPE1v2_IOMMU));
 	EXPECT_EQ(0, vfio_check_extension(self->v.container,
 					  VFIO_ASYNC_DEFERRED_MAP));
-	EXPECT_ERRNO(ENOTTY, dmap(self->v.container, IOVA_HI, &st, P, DRW));
-	EXPECT_ERRNO(ENOTTY, status_get(self->v.container, &st));
+	EXPECT_ERRNO(ENOTTY, vfio_map_deferred(self->v.container, IOVA_HI, &st, P, DRW));
+	EXPECT_ERRNO(ENOTTY, vfio_async_status(self->v.container, &st));
 }
 
 /* argsz: short is EINVAL; longer must have a zero tail (else E2BIG). */
@@ -600,7 +542,7 @@ TEST_F(deferred, map_argsz)
 	big->argsz = P + 8;
 	EXPECT_ERRNO(E2BIG, dmap_raw(c, big));
 	/* Nothing was mapped by any of those. */
-	ASSERT_OK(status_get(c, &st));
+	ASSERT_OK(vfio_async_status(c, &st));
 	EXPECT_EQ(0ULL, st.deferred_bytes);
 	/* A page, zero past the structure: fine. */
 	big->argsz = P;
@@ -617,7 +559,7 @@ TEST_F(deferred, map_argsz)
 	/* Longer with a zero tail: works, and maps what it says. */
 	RESET_ARGS(sizeof(a));
 	ASSERT_OK(dmap_raw(c, &a));
-	ASSERT_OK(status_get(c, &st));
+	ASSERT_OK(vfio_async_status(c, &st));
 	EXPECT_EQ(4 * MiB, st.deferred_bytes);
 	ASSERT_OK(wait_settled(c, &st, SETTLE_MS));
 	EXPECT_EQ(4 * MiB, st.mapped_bytes);
@@ -645,15 +587,15 @@ TEST_F(deferred, map_flags)
 	buf = anon(self, 4 * MiB);
 	ASSERT_NE(NULL, buf);
 	for (i = 0; i < ARRAY_SIZE(bad); i++) {
-		if (dmap(c, IOVA_HI, buf, 4 * MiB, bad[i]) != -EINVAL)
+		if (vfio_map_deferred(c, IOVA_HI, buf, 4 * MiB, bad[i]) != -EINVAL)
 			TH_LOG("flags 0x%x not refused with EINVAL", bad[i]);
-		EXPECT_ERRNO(EINVAL, dmap(c, IOVA_HI, buf, 4 * MiB, bad[i]));
+		EXPECT_ERRNO(EINVAL, vfio_map_deferred(c, IOVA_HI, buf, 4 * MiB, bad[i]));
 	}
-	ASSERT_OK(status_get(c, &st));
+	ASSERT_OK(vfio_async_status(c, &st));
 	EXPECT_EQ(0ULL, st.deferred_bytes);
 
 	for (i = 0; i < ARRAY_SIZE(good); i++)
-		ASSERT_OK(dmap(c, IOVA_HI + i * 8 * MiB, buf, 4 * MiB, good[i]));
+		ASSERT_OK(vfio_map_deferred(c, IOVA_HI + i * 8 * MiB, buf, 4 * MiB, good[i]));
 	ASSERT_OK(wait_settled(c, &st, SETTLE_MS));
 	EXPECT_EQ(3 * 4 * MiB, st.deferred_bytes);
 	EXPECT_EQ(3 * 4 * MiB, st.mapped_bytes);
@@ -682,41 +624,41 @@ TEST_F(deferred, map_errnos)
 	ASSERT_LT(IOVA_HI + 64 * MiB, top);
 
 	/* Size and alignment. */
-	EXPECT_ERRNO(EINVAL, dmap(c, IOVA_HI, buf, 0, DRW));
-	EXPECT_ERRNO(EINVAL, dmap(c, IOVA_HI, buf, P / 2, DRW));
-	EXPECT_ERRNO(EINVAL, dmap(c, IOVA_HI, buf, P + 1, DRW));
-	EXPECT_ERRNO(EINVAL, dmap(c, IOVA_HI + 0x800, buf, P, DRW));
-	EXPECT_ERRNO(EINVAL, dmap(c, IOVA_HI, buf + 1, P, DRW));
+	EXPECT_ERRNO(EINVAL, vfio_map_deferred(c, IOVA_HI, buf, 0, DRW));
+	EXPECT_ERRNO(EINVAL, vfio_map_deferred(c, IOVA_HI, buf, P / 2, DRW));
+	EXPECT_ERRNO(EINVAL, vfio_map_deferred(c, IOVA_HI, buf, P + 1, DRW));
+	EXPECT_ERRNO(EINVAL, vfio_map_deferred(c, IOVA_HI + 0x800, buf, P, DRW));
+	EXPECT_ERRNO(EINVAL, vfio_map_deferred(c, IOVA_HI, buf + 1, P, DRW));
 	/* Wrap of the IOVA or of the user address. */
-	EXPECT_ERRNO(EINVAL, dmap(c, 0xfffffffffffff000ULL, buf, 2 * P, DRW));
-	EXPECT_ERRNO(EINVAL, dmap(c, IOVA_HI, (void *)0xfffffffffffff000ULL,
+	EXPECT_ERRNO(EINVAL, vfio_map_deferred(c, 0xfffffffffffff000ULL, buf, 2 * P, DRW));
+	EXPECT_ERRNO(EINVAL, vfio_map_deferred(c, IOVA_HI, (void *)0xfffffffffffff000ULL,
 				  2 * P, DRW));
-	EXPECT_ERRNO(EINVAL, dmap(c, IOVA_HI, buf, 1ULL << 63, DRW));
+	EXPECT_ERRNO(EINVAL, vfio_map_deferred(c, IOVA_HI, buf, 1ULL << 63, DRW));
 	/* Outside the aperture: at, across and far above its end. */
-	EXPECT_ERRNO(EINVAL, dmap(c, top + 1, buf, P, DRW));
-	EXPECT_ERRNO(EINVAL, dmap(c, top + 1 - P, buf, 2 * P, DRW));
-	EXPECT_ERRNO(EINVAL, dmap(c, 0xfffffffffffff000ULL, buf, P, DRW));
+	EXPECT_ERRNO(EINVAL, vfio_map_deferred(c, top + 1, buf, P, DRW));
+	EXPECT_ERRNO(EINVAL, vfio_map_deferred(c, top + 1 - P, buf, 2 * P, DRW));
+	EXPECT_ERRNO(EINVAL, vfio_map_deferred(c, 0xfffffffffffff000ULL, buf, P, DRW));
 	/* The same holds for NOW, which takes the same checks. */
-	EXPECT_ERRNO(EINVAL, dmap(c, IOVA_HI + 0x800, buf, P, DNOW));
+	EXPECT_ERRNO(EINVAL, vfio_map_deferred(c, IOVA_HI + 0x800, buf, P, DNOW));
 
 	/* Overlap with a mapping made at once: [HI, HI + 2M). */
 	ASSERT_OK(vfio_map(c, IOVA_HI, buf, 2 * MiB, VFIO_RW));
-	EXPECT_ERRNO(EEXIST, dmap(c, IOVA_HI, buf, 2 * MiB, DRW));
-	EXPECT_ERRNO(EEXIST, dmap(c, IOVA_HI - MiB, buf, 2 * MiB, DRW));
-	EXPECT_ERRNO(EEXIST, dmap(c, IOVA_HI + 2 * MiB - P, buf, 2 * P, DRW));
-	EXPECT_ERRNO(EEXIST, dmap(c, IOVA_HI - MiB, buf, 4 * MiB, DRW));
-	EXPECT_ERRNO(EEXIST, dmap(c, IOVA_HI + P, buf, P, DRW));
+	EXPECT_ERRNO(EEXIST, vfio_map_deferred(c, IOVA_HI, buf, 2 * MiB, DRW));
+	EXPECT_ERRNO(EEXIST, vfio_map_deferred(c, IOVA_HI - MiB, buf, 2 * MiB, DRW));
+	EXPECT_ERRNO(EEXIST, vfio_map_deferred(c, IOVA_HI + 2 * MiB - P, buf, 2 * P, DRW));
+	EXPECT_ERRNO(EEXIST, vfio_map_deferred(c, IOVA_HI - MiB, buf, 4 * MiB, DRW));
+	EXPECT_ERRNO(EEXIST, vfio_map_deferred(c, IOVA_HI + P, buf, P, DRW));
 	/* Adjacent is fine. */
-	ASSERT_OK(dmap(c, IOVA_HI + 2 * MiB, buf, 2 * MiB, DRW));
-	ASSERT_OK(dmap(c, IOVA_HI - 2 * MiB, buf, 2 * MiB, DRW));
+	ASSERT_OK(vfio_map_deferred(c, IOVA_HI + 2 * MiB, buf, 2 * MiB, DRW));
+	ASSERT_OK(vfio_map_deferred(c, IOVA_HI - 2 * MiB, buf, 2 * MiB, DRW));
 
 	/* Overlap with a deferred one: [HI + 16M, HI + 20M), still pending or not. */
-	ASSERT_OK(dmap(c, IOVA_HI + 16 * MiB, buf, 4 * MiB, DRW));
-	EXPECT_ERRNO(EEXIST, dmap(c, IOVA_HI + 16 * MiB, buf, 4 * MiB, DRW));
-	EXPECT_ERRNO(EEXIST, dmap(c, IOVA_HI + 15 * MiB, buf, 2 * MiB, DRW));
-	EXPECT_ERRNO(EEXIST, dmap(c, IOVA_HI + 19 * MiB, buf, 2 * MiB, DRW));
-	EXPECT_ERRNO(EEXIST, dmap(c, IOVA_HI + 12 * MiB, buf, 8 * MiB, DRW));
-	EXPECT_ERRNO(EEXIST, dmap(c, IOVA_HI + 17 * MiB, buf, P, DNOW));
+	ASSERT_OK(vfio_map_deferred(c, IOVA_HI + 16 * MiB, buf, 4 * MiB, DRW));
+	EXPECT_ERRNO(EEXIST, vfio_map_deferred(c, IOVA_HI + 16 * MiB, buf, 4 * MiB, DRW));
+	EXPECT_ERRNO(EEXIST, vfio_map_deferred(c, IOVA_HI + 15 * MiB, buf, 2 * MiB, DRW));
+	EXPECT_ERRNO(EEXIST, vfio_map_deferred(c, IOVA_HI + 19 * MiB, buf, 2 * MiB, DRW));
+	EXPECT_ERRNO(EEXIST, vfio_map_deferred(c, IOVA_HI + 12 * MiB, buf, 8 * MiB, DRW));
+	EXPECT_ERRNO(EEXIST, vfio_map_deferred(c, IOVA_HI + 17 * MiB, buf, P, DNOW));
 	EXPECT_ERRNO(EEXIST, vfio_map(c, IOVA_HI + 18 * MiB, buf, P, VFIO_RW));
 
 	/* Only the four good ones exist. */
@@ -751,19 +693,19 @@ TEST_F(deferred, map_msi_window)
 
 	buf = anon(self, 2 * MiB);
 	ASSERT_NE(NULL, buf);
-	EXPECT_ERRNO(EINVAL, dmap(c, MSI_START, buf, P, DRW));
-	EXPECT_ERRNO(EINVAL, dmap(c, MSI_START + 512 * 1024, buf, P, DRW));
-	EXPECT_ERRNO(EINVAL, dmap(c, MSI_LAST + 1 - P, buf, P, DRW));
-	EXPECT_ERRNO(EINVAL, dmap(c, MSI_START - P, buf, 2 * P, DRW));
-	EXPECT_ERRNO(EINVAL, dmap(c, MSI_LAST + 1 - P, buf, 2 * P, DRW));
-	EXPECT_ERRNO(EINVAL, dmap(c, MSI_START - MiB, buf, 2 * MiB, DRW));
-	EXPECT_ERRNO(EINVAL, dmap(c, MSI_START, buf, P, DNOW));
-	ASSERT_OK(status_get(c, &st));
+	EXPECT_ERRNO(EINVAL, vfio_map_deferred(c, MSI_START, buf, P, DRW));
+	EXPECT_ERRNO(EINVAL, vfio_map_deferred(c, MSI_START + 512 * 1024, buf, P, DRW));
+	EXPECT_ERRNO(EINVAL, vfio_map_deferred(c, MSI_LAST + 1 - P, buf, P, DRW));
+	EXPECT_ERRNO(EINVAL, vfio_map_deferred(c, MSI_START - P, buf, 2 * P, DRW));
+	EXPECT_ERRNO(EINVAL, vfio_map_deferred(c, MSI_LAST + 1 - P, buf, 2 * P, DRW));
+	EXPECT_ERRNO(EINVAL, vfio_map_deferred(c, MSI_START - MiB, buf, 2 * MiB, DRW));
+	EXPECT_ERRNO(EINVAL, vfio_map_deferred(c, MSI_START, buf, P, DNOW));
+	ASSERT_OK(vfio_async_status(c, &st));
 	EXPECT_EQ(0ULL, st.deferred_bytes);
 
 	/* Right below and right above: fine. */
-	ASSERT_OK(dmap(c, MSI_START - MiB, buf, MiB, DRW));
-	ASSERT_OK(dmap(c, MSI_LAST + 1, buf + MiB, MiB, DRW));
+	ASSERT_OK(vfio_map_deferred(c, MSI_START - MiB, buf, MiB, DRW));
+	ASSERT_OK(vfio_map_deferred(c, MSI_LAST + 1, buf + MiB, MiB, DRW));
 	ASSERT_OK(wait_settled(c, &st, SETTLE_MS));
 	EXPECT_EQ(2 * MiB, st.mapped_bytes);
 	unmap_expect(_metadata, c, MSI_START - MiB, MiB);
@@ -786,36 +728,36 @@ TEST_F(deferred, map_vaddr_checks)
 	buf = anon(self, 8 * P);
 	ASSERT_NE(NULL, buf);
 	ASSERT_EQ(0, munmap(buf + 2 * P, P));
-	EXPECT_ERRNO(EFAULT, dmap(c, IOVA_HI, buf, 8 * P, DRW));
-	EXPECT_ERRNO(EFAULT, dmap(c, IOVA_HI, buf + 2 * P, P, DRW));
-	EXPECT_ERRNO(EFAULT, dmap(c, IOVA_HI, buf + P, 2 * P, VFIO_ASYNC_MAP_FLAG_READ));
+	EXPECT_ERRNO(EFAULT, vfio_map_deferred(c, IOVA_HI, buf, 8 * P, DRW));
+	EXPECT_ERRNO(EFAULT, vfio_map_deferred(c, IOVA_HI, buf + 2 * P, P, DRW));
+	EXPECT_ERRNO(EFAULT, vfio_map_deferred(c, IOVA_HI, buf + P, 2 * P, VFIO_ASYNC_MAP_FLAG_READ));
 	/* NOW finds the hole while pinning: undone, nothing left pinned. */
-	EXPECT_ERRNO(EFAULT, dmap(c, IOVA_HI, buf, 8 * P, DNOW));
+	EXPECT_ERRNO(EFAULT, vfio_map_deferred(c, IOVA_HI, buf, 8 * P, DNOW));
 	expect_held(_metadata, self, 0, 0, "after refused maps");
 	/* Either side of it is fine. */
-	ASSERT_OK(dmap(c, IOVA_HI, buf, 2 * P, DRW));
-	ASSERT_OK(dmap(c, IOVA_HI + 2 * P, buf + 3 * P, 5 * P, DRW));
+	ASSERT_OK(vfio_map_deferred(c, IOVA_HI, buf, 2 * P, DRW));
+	ASSERT_OK(vfio_map_deferred(c, IOVA_HI + 2 * P, buf + 3 * P, 5 * P, DRW));
 
 	/* Read-only memory: not for a device that writes. */
 	ro = mmap(NULL, 4 * P, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	ASSERT_NE(MAP_FAILED, ro);
-	EXPECT_ERRNO(EFAULT, dmap(c, IOVA_HI + MiB, ro, 4 * P, DRW));
-	EXPECT_ERRNO(EFAULT, dmap(c, IOVA_HI + MiB, ro, 4 * P,
+	EXPECT_ERRNO(EFAULT, vfio_map_deferred(c, IOVA_HI + MiB, ro, 4 * P, DRW));
+	EXPECT_ERRNO(EFAULT, vfio_map_deferred(c, IOVA_HI + MiB, ro, 4 * P,
 				  VFIO_ASYNC_MAP_FLAG_WRITE));
 	/* No access at all. */
 	none = mmap(NULL, 4 * P, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	ASSERT_NE(MAP_FAILED, none);
-	EXPECT_ERRNO(EFAULT, dmap(c, IOVA_HI + 2 * MiB, none, 4 * P,
+	EXPECT_ERRNO(EFAULT, vfio_map_deferred(c, IOVA_HI + 2 * MiB, none, 4 * P,
 				  VFIO_ASYNC_MAP_FLAG_READ));
 	/* Read-only for a device that only reads: fine. */
-	ASSERT_OK(dmap(c, IOVA_HI + MiB, ro, 4 * P, VFIO_ASYNC_MAP_FLAG_READ));
+	ASSERT_OK(vfio_map_deferred(c, IOVA_HI + MiB, ro, 4 * P, VFIO_ASYNC_MAP_FLAG_READ));
 
 	/* One range over three VMAs (RW, RWX, RW): fine. */
 	buf = anon(self, 12 * P);
 	ASSERT_NE(NULL, buf);
 	ASSERT_EQ(0, mprotect(buf + 4 * P, 4 * P,
 			      PROT_READ | PROT_WRITE | PROT_EXEC));
-	ASSERT_OK(dmap(c, IOVA_HI + 4 * MiB, buf, 12 * P, DRW));
+	ASSERT_OK(vfio_map_deferred(c, IOVA_HI + 4 * MiB, buf, 12 * P, DRW));
 
 	ASSERT_OK(wait_settled(c, &st, SETTLE_MS));
 	EXPECT_EQ((2 + 5 + 4 + 12) * P, st.deferred_bytes);
@@ -857,15 +799,15 @@ TEST_F(deferred, entry_limit)
 	ASSERT_OK(vfio_dma_avail(c, &avail));
 	EXPECT_EQ(3U, avail);
 	for (i = 0; i < 3; i++)
-		ASSERT_OK(dmap(c, IOVA_HI + i * CHUNK, buf + i * P, P, DRW));
-	EXPECT_ERRNO(ENOSPC, dmap(c, IOVA_HI + 3 * CHUNK, buf, P, DRW));
-	EXPECT_ERRNO(ENOSPC, dmap(c, IOVA_HI + 3 * CHUNK, buf, P, DNOW));
+		ASSERT_OK(vfio_map_deferred(c, IOVA_HI + i * CHUNK, buf + i * P, P, DRW));
+	EXPECT_ERRNO(ENOSPC, vfio_map_deferred(c, IOVA_HI + 3 * CHUNK, buf, P, DRW));
+	EXPECT_ERRNO(ENOSPC, vfio_map_deferred(c, IOVA_HI + 3 * CHUNK, buf, P, DNOW));
 	EXPECT_ERRNO(ENOSPC, vfio_map(c, IOVA_HI + 3 * CHUNK, buf, P, VFIO_RW));
 	ASSERT_OK(vfio_dma_avail(c, &avail));
 	EXPECT_EQ(0U, avail);
 	/* An unmap gives the entry back. */
 	unmap_expect(_metadata, c, IOVA_HI + CHUNK, P);
-	ASSERT_OK(dmap(c, IOVA_HI + 3 * CHUNK, buf, P, DRW));
+	ASSERT_OK(vfio_map_deferred(c, IOVA_HI + 3 * CHUNK, buf, P, DRW));
 	ASSERT_OK(wait_settled(c, &st, SETTLE_MS));
 	EXPECT_EQ(3 * P, st.mapped_bytes);
 
@@ -913,34 +855,34 @@ static void rlimit_child(int wr)
 	if (vmlck_kb(0, &lck0))
 		CHILD_FAIL("VmLck unreadable");
 
-	ret = dmap(v.container, IOVA_HI, m, 32 * MiB, DRW);
+	ret = vfio_map_deferred(v.container, IOVA_HI, m, 32 * MiB, DRW);
 	if (ret != -ENOMEM)
 		CHILD_FAIL("32 MiB over a 16 MiB limit: %s, want ENOMEM",
 			   ret ? strerror(-ret) : "success");
 	if (vmlck_kb(0, &lck) || lck != lck0)
 		CHILD_FAIL("VmLck %+ld kB after the refused map, want +0",
 			   lck - lck0);
-	if (status_get(v.container, &st) || st.deferred_bytes ||
+	if (vfio_async_status(v.container, &st) || st.deferred_bytes ||
 	    st.pinned_pages)
 		CHILD_FAIL("refused map left deferred %llu pinned %llu",
 			   (unsigned long long)st.deferred_bytes,
 			   (unsigned long long)st.pinned_pages);
 
-	ret = dmap(v.container, IOVA_HI, m, 8 * MiB, DRW);
+	ret = vfio_map_deferred(v.container, IOVA_HI, m, 8 * MiB, DRW);
 	if (ret)
 		CHILD_FAIL("8 MiB under the limit: %s", strerror(-ret));
 	if (vmlck_kb(0, &lck) || lck - lck0 != 8 * 1024)
 		CHILD_FAIL("VmLck %+ld kB right after an 8 MiB map, want +8192",
 			   lck - lck0);
-	ret = dmap(v.container, IOVA_HI + 16 * MiB, m + 8 * MiB, 16 * MiB, DRW);
+	ret = vfio_map_deferred(v.container, IOVA_HI + 16 * MiB, m + 8 * MiB, 16 * MiB, DRW);
 	if (ret != -ENOMEM)
 		CHILD_FAIL("8 + 16 MiB over 16 MiB: %s, want ENOMEM",
 			   ret ? strerror(-ret) : "success");
-	ret = dmap(v.container, IOVA_HI + 16 * MiB, m + 8 * MiB, 8 * MiB, DRW);
+	ret = vfio_map_deferred(v.container, IOVA_HI + 16 * MiB, m + 8 * MiB, 8 * MiB, DRW);
 	if (ret)
 		CHILD_FAIL("8 + 8 MiB, exactly the limit: %s", strerror(-ret));
 	/* Full: neither NOW nor MAP_DMA get a page more. */
-	ret = dmap(v.container, IOVA_HI + 32 * MiB, m + 16 * MiB, P, DNOW);
+	ret = vfio_map_deferred(v.container, IOVA_HI + 32 * MiB, m + 16 * MiB, P, DNOW);
 	if (ret != -ENOMEM)
 		CHILD_FAIL("NOW past the limit: %s, want ENOMEM",
 			   ret ? strerror(-ret) : "success");
@@ -1073,8 +1015,8 @@ TEST_F(deferred, flag_now)
 	pattern_fill_pages(buf, size, 0x404);
 	memcpy(expect, buf, size);
 
-	ASSERT_OK(dmap(c, IOVA_ODD, buf, size, DNOW));
-	ASSERT_OK(status_get(c, &st));
+	ASSERT_OK(vfio_map_deferred(c, IOVA_ODD, buf, size, DNOW));
+	ASSERT_OK(vfio_async_status(c, &st));
 	EXPECT_EQ(0ULL, st.pending_bytes);
 	EXPECT_EQ(0ULL, st.deferred_bytes);
 	EXPECT_EQ(0ULL, st.mapped_bytes);		/* counts deferred bytes only */
@@ -1097,7 +1039,7 @@ TEST_F(deferred, flag_now)
 	no_fault(_metadata, self);
 
 	unmap_expect(_metadata, c, IOVA_ODD, size);
-	ASSERT_OK(status_get(c, &st));
+	ASSERT_OK(vfio_async_status(c, &st));
 	EXPECT_EQ(P, st.sync_bytes);
 	expect_held(_metadata, self, 0, 0, "after unmap");
 	free(expect);
@@ -1136,7 +1078,7 @@ TEST_F(deferred, cost_flat_in_size)
 			uint64_t t0, dt, n = 0;
 
 			t0 = now_ns();
-			ASSERT_OK(dmap(c, IOVA_HI, big, sizes[i], DRW));
+			ASSERT_OK(vfio_map_deferred(c, IOVA_HI, big, sizes[i], DRW));
 			dt = now_ns() - t0;
 			if (i == 2 && !rep)
 				ASSERT_OK(vmlck_kb(0, &lck_mid));
@@ -1197,7 +1139,7 @@ TEST_F_TIMEOUT(deferred, dma_every_chunk, 120)
 	}
 	ASSERT_GE((unsigned int)EDU_MAX_END, npos * XFER);
 
-	ASSERT_OK(dmap(self->v.container, iova, buf, size, DRW));
+	ASSERT_OK(vfio_map_deferred(self->v.container, iova, buf, size, DRW));
 	ASSERT_OK(wait_settled(self->v.container, &st, SETTLE_MS));
 	EXPECT_EQ(size, st.mapped_bytes);
 	EXPECT_EQ(0ULL, st.failed_bytes);
@@ -1274,13 +1216,13 @@ TEST_F_TIMEOUT(deferred, dma_faults_until_mapped, 120)
 		ASSERT_NE(NULL, delay);
 		ASSERT_OK(edu_buf_write(&self->edu, 0, data, 2 * XFER));
 		kmsg_drain(&self->kw);
-		ASSERT_OK(dmap(c, DELAY_IOVA, delay, dsize, DRW));
-		ASSERT_OK(dmap(c, iova, buf, size, DRW));
-		ASSERT_OK(status_get(c, &st0));
+		ASSERT_OK(vfio_map_deferred(c, DELAY_IOVA, delay, dsize, DRW));
+		ASSERT_OK(vfio_map_deferred(c, iova, buf, size, DRW));
+		ASSERT_OK(vfio_async_status(c, &st0));
 		ASSERT_OK(ctr_read(self->dir, C_PENDING, &pend));
 		ASSERT_OK(edu_dma(&self->edu, iova + woff, 0, XFER, true));
 		ASSERT_OK(edu_dma(&self->edu, iova + roff, XFER, XFER, false));
-		ASSERT_OK(status_get(c, &st1));
+		ASSERT_OK(vfio_async_status(c, &st1));
 		conclusive = target_untouched(&st1, size, self->nthreads);
 		if (conclusive) {
 			/* Pending, by both accounts, while the device tried. */
@@ -1365,10 +1307,10 @@ TEST_F_TIMEOUT(deferred, counters_add_up, 60)
 	ASSERT_OK(ctrs_read(self->dir, &k0));
 	ASSERT_OK(ctrs_read(ASYNC_SYSFS, &g0));
 
-	ASSERT_OK(dmap(c, iova, buf, size, DRW));
+	ASSERT_OK(vfio_map_deferred(c, iova, buf, size, DRW));
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	do {
-		ASSERT_OK(status_get(c, &st));
+		ASSERT_OK(vfio_async_status(c, &st));
 		samples++;
 		if (!adds_up(&st)) {
 			if (!bad)
@@ -1468,9 +1410,9 @@ TEST_F(deferred, locked_vm_up_front)
 	RETURN_IF_SKIPPED();
 	buf = anon(self, size);
 	ASSERT_NE(NULL, buf);
-	ASSERT_OK(dmap(c, IOVA_ODD, buf, size, DRW));
+	ASSERT_OK(vfio_map_deferred(c, IOVA_ODD, buf, size, DRW));
 	ASSERT_OK(vmlck_kb(0, &lck));
-	ASSERT_OK(status_get(c, &st));
+	ASSERT_OK(vfio_async_status(c, &st));
 	EXPECT_EQ((long)(size >> 10), lck - self->lck0);
 	/* Read after VmLck: this much was not even pinned yet. */
 	EXPECT_LT(0ULL, st.pending_bytes);
@@ -1504,12 +1446,12 @@ TEST_F_TIMEOUT(deferred, unmap_before_sweep, 90)
 		long lck;
 
 		ASSERT_NE(NULL, delay);
-		ASSERT_OK(dmap(c, DELAY_IOVA, delay, dsize, DRW));
-		ASSERT_OK(dmap(c, IOVA_ODD, buf, size, DRW));
+		ASSERT_OK(vfio_map_deferred(c, DELAY_IOVA, delay, dsize, DRW));
+		ASSERT_OK(vfio_map_deferred(c, IOVA_ODD, buf, size, DRW));
 		ASSERT_OK(vmlck_kb(0, &lck));
 		EXPECT_EQ((long)((dsize + size) >> 10), lck - self->lck0);
 		unmap_expect(_metadata, c, IOVA_ODD, size);
-		ASSERT_OK(status_get(c, &st));
+		ASSERT_OK(vfio_async_status(c, &st));
 		/* Only the delayer is left, with a chunk still unclaimed. */
 		conclusive = target_untouched(&st, 0, self->nthreads);
 		EXPECT_EQ(dsize, st.deferred_bytes);
@@ -1540,7 +1482,7 @@ TEST_F_TIMEOUT(deferred, unmap_during_sweep, 60)
 	buf = anon(self, size);
 	ASSERT_NE(NULL, buf);
 	ASSERT_OK(ctr_read(self->dir, C_CHUNKS, &chunks0));
-	ASSERT_OK(dmap(c, iova, buf, size, DRW));
+	ASSERT_OK(vfio_map_deferred(c, iova, buf, size, DRW));
 	ASSERT_OK(wait_started(c, &st, SETTLE_MS));
 	ASSERT_LT(0ULL, st.mapped_bytes);
 	unmap_expect(_metadata, c, iova, size);
@@ -1551,14 +1493,14 @@ TEST_F_TIMEOUT(deferred, unmap_during_sweep, 60)
 	EXPECT_LT(chunks - chunks0, (long)nchunks(iova, size));
 	EXPECT_LT(0, chunks - chunks0);
 
-	ASSERT_OK(status_get(c, &st));
+	ASSERT_OK(vfio_async_status(c, &st));
 	EXPECT_EQ(0ULL, st.deferred_bytes);
 	EXPECT_EQ(0ULL, st.mapped_bytes);
 	EXPECT_EQ(0ULL, st.pending_bytes);
 	EXPECT_EQ(1ULL, st.pinned_pages);
 	expect_held(_metadata, self, 0, 0, "after unmap");
 	/* The IOVA is free again. */
-	ASSERT_OK(dmap(c, iova, buf, 4 * MiB, DRW));
+	ASSERT_OK(vfio_map_deferred(c, iova, buf, 4 * MiB, DRW));
 	ASSERT_OK(wait_settled(c, &st, SETTLE_MS));
 	EXPECT_EQ(4 * MiB, st.mapped_bytes);
 	unmap_expect(_metadata, c, iova, 4 * MiB);
@@ -1576,7 +1518,7 @@ TEST_F(deferred, unmap_after_sweep)
 	RETURN_IF_SKIPPED();
 	buf = anon(self, size);
 	ASSERT_NE(NULL, buf);
-	ASSERT_OK(dmap(c, IOVA_ODD, buf, size, DRW));
+	ASSERT_OK(vfio_map_deferred(c, IOVA_ODD, buf, size, DRW));
 	ASSERT_OK(wait_settled(c, &st, SETTLE_MS));
 	EXPECT_EQ(size, st.mapped_bytes);
 	expect_held(_metadata, self, size / P, size, "all mapped");
@@ -1599,8 +1541,8 @@ TEST_F(deferred, unmap_deferred_and_sync)
 	buf = anon(self, 64 * MiB);
 	ASSERT_NE(NULL, buf);
 	ASSERT_OK(vfio_map(c, IOVA_HI, buf, 16 * MiB, VFIO_RW));
-	ASSERT_OK(dmap(c, IOVA_HI + 16 * MiB, buf + 16 * MiB, 32 * MiB, DRW));
-	ASSERT_OK(dmap(c, IOVA_HI + 64 * MiB, buf + 48 * MiB, 8 * MiB, DRW));
+	ASSERT_OK(vfio_map_deferred(c, IOVA_HI + 16 * MiB, buf + 16 * MiB, 32 * MiB, DRW));
+	ASSERT_OK(vfio_map_deferred(c, IOVA_HI + 64 * MiB, buf + 48 * MiB, 8 * MiB, DRW));
 
 	/* type1v2: no unmap may cut a mapping in two. */
 	EXPECT_ERRNO(EINVAL, vfio_unmap(c, IOVA_HI + 16 * MiB, 2 * MiB, 0, &n));
@@ -1635,7 +1577,7 @@ TEST_F_TIMEOUT(deferred, unmap_all_mid_sweep, 60)
 	ASSERT_NE(NULL, sbuf);
 	ASSERT_OK(ctr_read(self->dir, C_CHUNKS, &chunks0));
 	ASSERT_OK(vfio_map(c, IOVA_HI, sbuf, 16 * MiB, VFIO_RW));
-	ASSERT_OK(dmap(c, DELAY_IOVA, buf, size, DRW));
+	ASSERT_OK(vfio_map_deferred(c, DELAY_IOVA, buf, size, DRW));
 	ASSERT_OK(wait_started(c, &st, SETTLE_MS));
 	ASSERT_LT(0ULL, st.mapped_bytes);
 	ASSERT_OK(vfio_unmap(c, 0, 0, VFIO_DMA_UNMAP_FLAG_ALL, &n));
@@ -1645,7 +1587,7 @@ TEST_F_TIMEOUT(deferred, unmap_all_mid_sweep, 60)
 	       (unsigned long long)nchunks(DELAY_IOVA, size));
 	EXPECT_LT(chunks - chunks0, (long)nchunks(DELAY_IOVA, size));
 
-	ASSERT_OK(status_get(c, &st));
+	ASSERT_OK(vfio_async_status(c, &st));
 	EXPECT_EQ(0ULL, st.deferred_bytes);
 	EXPECT_EQ(0ULL, st.pending_bytes);
 	EXPECT_EQ(0ULL, st.sync_bytes);
@@ -1653,7 +1595,7 @@ TEST_F_TIMEOUT(deferred, unmap_all_mid_sweep, 60)
 	expect_held(_metadata, self, -1, -(long)P, "after UNMAP_ALL");
 
 	/* Still a working container. */
-	ASSERT_OK(dmap(c, IOVA_ODD, buf, 4 * MiB, DRW));
+	ASSERT_OK(vfio_map_deferred(c, IOVA_ODD, buf, 4 * MiB, DRW));
 	ASSERT_OK(wait_settled(c, &st, SETTLE_MS));
 	EXPECT_EQ(4 * MiB, st.mapped_bytes);
 	unmap_expect(_metadata, c, IOVA_ODD, 4 * MiB);
@@ -1675,7 +1617,7 @@ TEST_F_TIMEOUT(deferred, close_mid_sweep, 60)
 	buf = anon(self, size);
 	ASSERT_NE(NULL, buf);
 	ASSERT_OK(ctrs_read(ASYNC_SYSFS, &g0));
-	ASSERT_OK(dmap(self->v.container, DELAY_IOVA, buf, size, DRW));
+	ASSERT_OK(vfio_map_deferred(self->v.container, DELAY_IOVA, buf, size, DRW));
 	ASSERT_OK(wait_started(self->v.container, &st, SETTLE_MS));
 	ASSERT_LT(0ULL, st.mapped_bytes);
 
@@ -1687,7 +1629,7 @@ TEST_F_TIMEOUT(deferred, close_mid_sweep, 60)
 	EXPECT_EQ(self->pins_open, r.pins);
 	ASSERT_OK(vmlck_kb(0, &lck));
 	EXPECT_EQ(self->lck_open, lck);
-	EXPECT_ERRNO(ENOENT, container_dir(getpid(), dir, sizeof(dir)));
+	EXPECT_ERRNO(ENOENT, async_container_dir(getpid(), dir, sizeof(dir)));
 
 	ASSERT_OK(ctrs_read(ASYNC_SYSFS, &g));
 	TH_LOG("%ld of %llu chunks mapped at close",
@@ -1726,7 +1668,7 @@ static void sweep_child(uint64_t size, int rd, int wr)
 		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (m == MAP_FAILED)
 		snprintf(msg, sizeof(msg), "mmap: %s", strerror(errno));
-	else if (dmap(v.container, DELAY_IOVA, m, size, DRW))
+	else if (vfio_map_deferred(v.container, DELAY_IOVA, m, size, DRW))
 		snprintf(msg, sizeof(msg), "deferred map: %s", strerror(errno));
 	else if (wait_started(v.container, &st, SETTLE_MS) ||
 		 !st.mapped_bytes || !st.pending_bytes)
@@ -1778,7 +1720,7 @@ static void child_case(struct __test_metadata *_metadata,
 	}
 
 	/* Mid-sweep, seen from here: its directory, pins, its VmLck. */
-	ASSERT_OK(container_dir(pid, dir, sizeof(dir)));
+	ASSERT_OK(async_container_dir(pid, dir, sizeof(dir)));
 	snprintf(path, sizeof(path), "%s/owner", dir);
 	ASSERT_OK(sysfs_read(path, owner, sizeof(owner)));
 	ASSERT_OK(sysfs_read("/proc/self/comm", comm, sizeof(comm)));
@@ -1806,7 +1748,7 @@ static void child_case(struct __test_metadata *_metadata,
 	TH_LOG("released %ld ms after waitpid", waited);
 	EXPECT_EQ(0, r.containers);
 	EXPECT_EQ(self->pins_open, r.pins);
-	EXPECT_ERRNO(ENOENT, container_dir(pid, dir, sizeof(dir)));
+	EXPECT_ERRNO(ENOENT, async_container_dir(pid, dir, sizeof(dir)));
 
 	ASSERT_OK(ctrs_read(ASYNC_SYSFS, &g));
 	TH_LOG("%ld of %llu chunks mapped, %ld failed, before release",
@@ -1865,9 +1807,9 @@ TEST_F_TIMEOUT(deferred, detach_reattach_pending, 90)
 	memcpy(expect, buf, size);
 
 	ASSERT_OK(ctrs_read(ASYNC_SYSFS, &g0));
-	ASSERT_OK(dmap(self->v.container, DELAY_IOVA, delay, dsize, DRW));
-	ASSERT_OK(dmap(self->v.container, iova, buf, size, DRW));
-	ASSERT_OK(status_get(self->v.container, &st));
+	ASSERT_OK(vfio_map_deferred(self->v.container, DELAY_IOVA, delay, dsize, DRW));
+	ASSERT_OK(vfio_map_deferred(self->v.container, iova, buf, size, DRW));
+	ASSERT_OK(vfio_async_status(self->v.container, &st));
 	EXPECT_LT(size, st.pending_bytes);
 
 	/* The device must go first (it holds the group's container). */
@@ -1888,7 +1830,7 @@ TEST_F_TIMEOUT(deferred, detach_reattach_pending, 90)
 	ASSERT_OK(vmlck_kb(0, &lck));
 	EXPECT_EQ(self->lck_open, lck);
 	/* The old container has no IOMMU any more. */
-	EXPECT_ERRNO(EINVAL, status_get(self->v.container, &st));
+	EXPECT_ERRNO(EINVAL, vfio_async_status(self->v.container, &st));
 
 	/* A new container for the same group. */
 	old = self->v.container;
@@ -1902,10 +1844,10 @@ TEST_F_TIMEOUT(deferred, detach_reattach_pending, 90)
 	ASSERT_LE(0, self->v.device);
 	ASSERT_OK(edu_open(&self->edu, self->v.device));
 	ASSERT_OK(edu_scratch_map(&self->edu, c, IOVA_SCRATCH));
-	ASSERT_OK(container_dir(getpid(), dir, sizeof(dir)));
+	ASSERT_OK(async_container_dir(getpid(), dir, sizeof(dir)));
 	EXPECT_STRNE(self->dir, dir);
 
-	ASSERT_OK(dmap(c, iova, buf, size, DRW));
+	ASSERT_OK(vfio_map_deferred(c, iova, buf, size, DRW));
 	ASSERT_OK(wait_settled(c, &st, SETTLE_MS));
 	EXPECT_EQ(size, st.deferred_bytes);
 	EXPECT_EQ(size, st.mapped_bytes);
@@ -1961,11 +1903,11 @@ TEST_F_TIMEOUT(deferred, background_failure, 120)
 		ASSERT_NE(NULL, buf);
 		pattern_fill_pages(buf, size, 0xfa11);
 		memcpy(expect, buf, size);
-		ASSERT_OK(dmap(c, DELAY_IOVA, delay, dsize, DRW));
-		ASSERT_OK(dmap(c, iova, buf, size, DRW));
+		ASSERT_OK(vfio_map_deferred(c, DELAY_IOVA, delay, dsize, DRW));
+		ASSERT_OK(vfio_map_deferred(c, iova, buf, size, DRW));
 		ASSERT_EQ(0, munmap(buf + 2 * CHUNK, 2 * CHUNK));
 		ASSERT_EQ(0, munmap(buf + 5 * CHUNK + CHUNK / 2, P));
-		ASSERT_OK(status_get(c, &st));
+		ASSERT_OK(vfio_async_status(c, &st));
 		conclusive = target_untouched(&st, size, self->nthreads);
 		/* Holes made first, or not: the delayer goes either way. */
 		unmap_expect(_metadata, c, DELAY_IOVA, dsize);
@@ -2028,7 +1970,7 @@ TEST_F_TIMEOUT(deferred, background_failure, 120)
 	no_fault(_metadata, self);
 
 	unmap_expect(_metadata, c, iova, size);
-	ASSERT_OK(status_get(c, &st));
+	ASSERT_OK(vfio_async_status(c, &st));
 	EXPECT_EQ(0ULL, st.deferred_bytes);
 	EXPECT_EQ(0ULL, st.failed_bytes);
 	EXPECT_EQ(1ULL, st.pinned_pages);

@@ -162,24 +162,6 @@ static long ms_since(const struct timespec *t0)
 	       (t.tv_nsec - t0->tv_nsec) / 1000000;
 }
 
-static int status_get(int c, struct vfio_iommu_async_status *st)
-{
-	memset(st, 0, sizeof(*st));
-	st->argsz = sizeof(*st);
-	return ioctl(c, VFIO_IOMMU_ASYNC_GET_STATUS, st) ? -errno : 0;
-}
-
-static int dmap(int c, uint64_t iova, const void *va, uint64_t size,
-		uint32_t flags)
-{
-	struct vfio_iommu_async_dma_map m = {
-		.argsz = sizeof(m), .flags = flags,
-		.vaddr = (uintptr_t)va, .iova = iova, .size = size,
-	};
-
-	return ioctl(c, VFIO_IOMMU_MAP_DMA_DEFERRED, &m) ? -errno : 0;
-}
-
 /* Poll GET_STATUS until nothing is pending. */
 static int wait_settled(int c, struct vfio_iommu_async_status *st)
 {
@@ -188,7 +170,7 @@ static int wait_settled(int c, struct vfio_iommu_async_status *st)
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (;;) {
-		ret = status_get(c, st);
+		ret = vfio_async_status(c, st);
 		if (ret)
 			return ret;
 		if (st->mapped_bytes + st->pending_bytes + st->failed_bytes !=
@@ -200,28 +182,6 @@ static int wait_settled(int c, struct vfio_iommu_async_status *st)
 			return -ETIMEDOUT;
 		usleep(2000);
 	}
-}
-
-/* The sysfs directory of the one container @pid set up. */
-static int container_dir(pid_t pid, char *out, size_t n)
-{
-	char prefix[32];
-	struct dirent *e;
-	int found = 0;
-	DIR *d;
-
-	snprintf(prefix, sizeof(prefix), "pid%d-c", (int)pid);
-	d = opendir(ASYNC_SYSFS);
-	if (!d)
-		return -errno;
-	while ((e = readdir(d))) {
-		if (strncmp(e->d_name, prefix, strlen(prefix)))
-			continue;
-		found++;
-		snprintf(out, n, ASYNC_SYSFS "/%s", e->d_name);
-	}
-	closedir(d);
-	return found == 1 ? 0 : found ? -EEXIST : -ENOENT;
 }
 
 /* Fresh anonymous 4 KiB-page memory, not faulted in; freed in teardown. */
@@ -649,7 +609,7 @@ FIXTURE_SETUP(fail_nth)
 	ASSERT_OK(ret);
 	ASSERT_OK(edu_open(&self->edu, self->v.device));
 	ASSERT_OK(edu_scratch_map(&self->edu, self->v.container, IOVA_SCRATCH));
-	ASSERT_OK(container_dir(getpid(), self->dir, sizeof(self->dir)));
+	ASSERT_OK(async_container_dir(getpid(), self->dir, sizeof(self->dir)));
 	pattern_fill(self->probe, XFER, 0x0fa11);
 	ASSERT_OK(edu_buf_write(&self->edu, PROBE_OFF, self->probe, XFER));
 
@@ -1274,7 +1234,7 @@ TEST_F_TIMEOUT(fail_nth, attach_join_mapped, 900)
 	j.def_va = half_touched(_metadata, self, ADEF_SIZE);
 	ASSERT_OK(vfio_map(self->v.container, A4K_IOVA, j.sync_va, A4K_SIZE,
 			   VFIO_RW));
-	ASSERT_OK(dmap(self->v.container, ADEF_IOVA, j.def_va, ADEF_SIZE,
+	ASSERT_OK(vfio_map_deferred(self->v.container, ADEF_IOVA, j.def_va, ADEF_SIZE,
 		       DRW));
 	ASSERT_OK(wait_settled(self->v.container, &st));
 	ASSERT_EQ(ADEF_SIZE, st.mapped_bytes);
@@ -1341,7 +1301,7 @@ static void background_case(struct __test_metadata *_metadata, fx_t *self,
 	snprintf(val, sizeof(val), "%d", times);
 	ASSERT_OK(knob_set(&self->point, "times", val));
 
-	ASSERT_OK(dmap(self->v.container, BG_IOVA, va, BG_SIZE, DRW));
+	ASSERT_OK(vfio_map_deferred(self->v.container, BG_IOVA, va, BG_SIZE, DRW));
 	ASSERT_OK(wait_settled(self->v.container, &st));
 	ASSERT_OK(knob_get(&self->point, "times", &left));
 	knobs_restore(&self->point);

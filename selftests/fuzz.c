@@ -580,13 +580,6 @@ static void remember_unmapped(struct worker *w, uint64_t iova, uint64_t size)
 
 /* --- kernel state --------------------------------------------------------- */
 
-static int status_get(int c, struct vfio_iommu_async_status *st)
-{
-	memset(st, 0, sizeof(*st));
-	st->argsz = sizeof(*st);
-	return ioctl(c, VFIO_IOMMU_ASYNC_GET_STATUS, st) ? -errno : 0;
-}
-
 static bool in_taint(struct worker *w, uint64_t iova)
 {
 	int i;
@@ -664,7 +657,7 @@ static void check_state(struct worker *w, const char *when)
 		violation(w, "%s: VmLck %ld kB, model %ld kB", when, lck, want);
 	if (!w->iommu)
 		return;
-	ret = status_get(w->container, &s);
+	ret = vfio_async_status(w->container, &s);
 	if (ret)
 		violation(w, "%s: GET_STATUS: %s", when, strerror(-ret));
 	check_status(w, &s, when);
@@ -679,7 +672,7 @@ static void settle(struct worker *w, struct vfio_iommu_async_status *s)
 	int ret;
 
 	for (;;) {
-		ret = status_get(w->container, s);
+		ret = vfio_async_status(w->container, s);
 		if (ret)
 			violation(w, "settle: GET_STATUS: %s", strerror(-ret));
 		check_status(w, s, "settling");
@@ -2206,7 +2199,7 @@ static void op_close(struct worker *w)
 		/* Deprivileged: no IOMMU any more. */
 		struct vfio_iommu_async_status s;
 
-		expect(w, X_EINVAL, status_get(w->container, &s),
+		expect(w, X_EINVAL, vfio_async_status(w->container, &s),
 		       "GET_STATUS after the last group left");
 		close(w->container);
 		w->container = -1;
@@ -2455,7 +2448,7 @@ static void op_child(struct worker *w)
 		violation(w, "child ended with status 0x%x", status);
 
 	/* Its mappings are still there; everything must still add up. */
-	if (status_get(w->container, &s))
+	if (vfio_async_status(w->container, &s))
 		violation(w, "GET_STATUS after the child: %s", strerror(errno));
 	if (s.mapped_bytes + s.pending_bytes + s.failed_bytes != s.deferred_bytes)
 		violation(w, "status does not add up after the child died");

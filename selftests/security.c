@@ -84,31 +84,13 @@ static long now_ms(void)
 	return t.tv_sec * 1000L + t.tv_nsec / 1000000;
 }
 
-static int dmap(int c, uint64_t iova, const void *va, uint64_t size,
-		uint32_t flags)
-{
-	struct vfio_iommu_async_dma_map m = {
-		.argsz = sizeof(m), .flags = flags, .vaddr = (uintptr_t)va,
-		.iova = iova, .size = size,
-	};
-
-	return ioctl(c, VFIO_IOMMU_MAP_DMA_DEFERRED, &m) ? -errno : 0;
-}
-
-static int status_get(int c, struct vfio_iommu_async_status *st)
-{
-	memset(st, 0, sizeof(*st));
-	st->argsz = sizeof(*st);
-	return ioctl(c, VFIO_IOMMU_ASYNC_GET_STATUS, st) ? -errno : 0;
-}
-
 static int wait_settled(int c, struct vfio_iommu_async_status *st)
 {
 	long t0 = now_ms();
 	int ret;
 
 	for (;;) {
-		ret = status_get(c, st);
+		ret = vfio_async_status(c, st);
 		if (ret)
 			return ret;
 		if (st->mapped_bytes + st->pending_bytes + st->failed_bytes !=
@@ -314,7 +296,7 @@ static void rlimit_child(int wr)
 	base = vmlck(0);
 
 	/* 10 MiB deferred + 4 MiB sync = 14 of 16. */
-	ret = dmap(c, IOVA_HI, m, 10 * MiB, DRW);
+	ret = vfio_map_deferred(c, IOVA_HI, m, 10 * MiB, DRW);
 	CHILD_EXPECT(!ret, "deferred 10 MiB: %s", strerror(-ret));
 	CHILD_EXPECT(vmlck(0) - base == 10 << 10,
 		     "VmLck %+ld kB after a 10 MiB deferred map (charged at once)",
@@ -322,34 +304,34 @@ static void rlimit_child(int wr)
 	ret = vfio_map(c, IOVA_HI + 16 * MiB, m + 10 * MiB, 4 * MiB, VFIO_RW);
 	CHILD_EXPECT(!ret, "sync 4 MiB: %s", strerror(-ret));
 	/* 4 more MiB in any form: refused, nothing charged or pinned. */
-	ret = dmap(c, IOVA_HI + 32 * MiB, m + 14 * MiB, 4 * MiB, DRW);
+	ret = vfio_map_deferred(c, IOVA_HI + 32 * MiB, m + 14 * MiB, 4 * MiB, DRW);
 	CHILD_EXPECT(ret == -ENOMEM, "deferred past the limit: %s",
 		     ret ? strerror(-ret) : "success");
 	ret = vfio_map(c, IOVA_HI + 32 * MiB, m + 14 * MiB, 4 * MiB, VFIO_RW);
 	CHILD_EXPECT(ret == -ENOMEM, "sync past the limit: %s",
 		     ret ? strerror(-ret) : "success");
-	ret = dmap(c, IOVA_HI + 32 * MiB, m + 14 * MiB, 4 * MiB, DNOW);
+	ret = vfio_map_deferred(c, IOVA_HI + 32 * MiB, m + 14 * MiB, 4 * MiB, DNOW);
 	CHILD_EXPECT(ret == -ENOMEM, "NOW past the limit: %s",
 		     ret ? strerror(-ret) : "success");
 	CHILD_EXPECT(vmlck(0) - base == 14 << 10, "VmLck %+ld kB after refusals",
 		     vmlck(0) - base);
-	ret = status_get(c, &st);
+	ret = vfio_async_status(c, &st);
 	CHILD_EXPECT(!ret && st.deferred_bytes == 10 * MiB &&
 		     st.sync_bytes == 4 * MiB,
 		     "status after refusals: deferred %llu sync %llu",
 		     (unsigned long long)st.deferred_bytes,
 		     (unsigned long long)st.sync_bytes);
 	/* Exactly up to the limit is fine; one page more is not. */
-	ret = dmap(c, IOVA_HI + 32 * MiB, m + 14 * MiB, 2 * MiB, DRW);
+	ret = vfio_map_deferred(c, IOVA_HI + 32 * MiB, m + 14 * MiB, 2 * MiB, DRW);
 	CHILD_EXPECT(!ret, "deferred up to the limit: %s", strerror(-ret));
-	ret = dmap(c, IOVA_HI + 40 * MiB, m + 16 * MiB, P, DRW);
+	ret = vfio_map_deferred(c, IOVA_HI + 40 * MiB, m + 16 * MiB, P, DRW);
 	CHILD_EXPECT(ret == -ENOMEM, "one page past the limit (deferred): %s",
 		     ret ? strerror(-ret) : "success");
 	ret = vfio_map(c, IOVA_HI + 40 * MiB, m + 16 * MiB, P, VFIO_RW);
 	CHILD_EXPECT(ret == -ENOMEM, "one page past the limit (sync): %s",
 		     ret ? strerror(-ret) : "success");
 	/* The 64 GiB range: refused, quickly, nothing charged. */
-	ret = dmap(c, IOVA_HUGE, huge, 64 * GiB, DRW);
+	ret = vfio_map_deferred(c, IOVA_HUGE, huge, 64 * GiB, DRW);
 	CHILD_EXPECT(ret == -ENOMEM, "64 GiB deferred under 16 MiB: %s",
 		     ret ? strerror(-ret) : "success");
 	CHILD_EXPECT(vmlck(0) - base == 16 << 10, "VmLck %+ld kB at the limit",
@@ -359,7 +341,7 @@ static void rlimit_child(int wr)
 	CHILD_EXPECT(!ret && n == 10 * MiB, "unmap: %s", strerror(-ret));
 	CHILD_EXPECT(vmlck(0) - base == 6 << 10, "VmLck %+ld kB after unmap",
 		     vmlck(0) - base);
-	ret = dmap(c, IOVA_HI, m + 20 * MiB, 10 * MiB, DRW);
+	ret = vfio_map_deferred(c, IOVA_HI, m + 20 * MiB, 10 * MiB, DRW);
 	CHILD_EXPECT(!ret, "deferred 10 MiB again: %s", strerror(-ret));
 	ret = vfio_unmap(c, 0, 0, VFIO_DMA_UNMAP_FLAG_ALL, &n);
 	CHILD_EXPECT(!ret && n == 16 * MiB, "UNMAP_ALL: %llu bytes",
@@ -370,10 +352,10 @@ static void rlimit_child(int wr)
 	/* mlock()ed memory counts against the same limit. */
 	ret = mlock(m + 24 * MiB, 8 * MiB);
 	CHILD_EXPECT(!ret, "mlock: %s", strerror(errno));
-	ret = dmap(c, IOVA_HI, m, 10 * MiB, DRW);
+	ret = vfio_map_deferred(c, IOVA_HI, m, 10 * MiB, DRW);
 	CHILD_EXPECT(ret == -ENOMEM, "deferred 10 MiB with 8 MiB mlocked: %s",
 		     ret ? strerror(-ret) : "success");
-	ret = dmap(c, IOVA_HI, m, 8 * MiB, DRW);
+	ret = vfio_map_deferred(c, IOVA_HI, m, 8 * MiB, DRW);
 	CHILD_EXPECT(!ret, "deferred 8 MiB with 8 MiB mlocked: %s",
 		     strerror(-ret));
 	ret = vfio_unmap(c, IOVA_HI, 8 * MiB, 0, &n);
@@ -430,13 +412,13 @@ static void huge_child(int wr)
 	CHILD_EXPECT(!ret, "drop privileges: %s", strerror(-ret));
 	base = vmlck(0);
 	CHILD_EXPECT(!meminfo_kb("Slab", &slab0), "meminfo");
-	ret = dmap(v.container, IOVA_HUGE, huge, 64 * GiB, DRW);
+	ret = vfio_map_deferred(v.container, IOVA_HUGE, huge, 64 * GiB, DRW);
 	CHILD_EXPECT(!ret, "64 GiB deferred under a 64 GiB limit: %s",
 		     strerror(-ret));
 	CHILD_EXPECT(vmlck(0) - base == (long)(64 * GiB >> 10),
 		     "VmLck %+ld kB after a 64 GiB deferred map", vmlck(0) - base);
 	CHILD_EXPECT(!meminfo_kb("Slab", &slab), "meminfo");
-	ret = status_get(v.container, &st);
+	ret = vfio_async_status(v.container, &st);
 	ret = vfio_unmap(v.container, IOVA_HUGE, 64 * GiB, 0, &n);
 	CHILD_EXPECT(!ret && n == 64 * GiB, "unmap 64 GiB: %s", strerror(-ret));
 	CHILD_EXPECT(vmlck(0) == base, "VmLck %+ld kB after unmap",
@@ -568,14 +550,14 @@ TEST_F_TIMEOUT(security, vaddr_is_the_callers, 60)
 
 	/* Valid only over there: EFAULT, whichever way. */
 	EXPECT_ERRNO(EFAULT, vfio_map(c, IOVA_HI, OTHERS_VA, 4 * MiB, VFIO_RW));
-	EXPECT_ERRNO(EFAULT, dmap(c, IOVA_HI, OTHERS_VA, 4 * MiB, DRW));
-	EXPECT_ERRNO(EFAULT, dmap(c, IOVA_HI, OTHERS_VA, 4 * MiB, DNOW));
+	EXPECT_ERRNO(EFAULT, vfio_map_deferred(c, IOVA_HI, OTHERS_VA, 4 * MiB, DRW));
+	EXPECT_ERRNO(EFAULT, vfio_map_deferred(c, IOVA_HI, OTHERS_VA, 4 * MiB, DNOW));
 	ASSERT_OK(pins_outstanding(&pins));
 	EXPECT_EQ(pins0, pins);
 
 	/* Valid in both: ours is what gets pinned and reached. */
 	ASSERT_OK(vfio_map(c, IOVA_HI, SHARED_VA, 2 * MiB, VFIO_RW));
-	ASSERT_OK(dmap(c, IOVA_HI + 2 * MiB, (uint8_t *)SHARED_VA + 2 * MiB,
+	ASSERT_OK(vfio_map_deferred(c, IOVA_HI + 2 * MiB, (uint8_t *)SHARED_VA + 2 * MiB,
 		       2 * MiB, DRW));
 	ASSERT_OK(wait_settled(c, &st));
 	EXPECT_EQ(2 * MiB, st.mapped_bytes);
@@ -644,11 +626,11 @@ static void receiver_child(int sock, int wr)
 	ret = vfio_map(c, IOVA_HI, m, 4 * MiB, VFIO_RW);
 	CHILD_EXPECT(!ret, "sync 4 MiB through the received fd: %s",
 		     strerror(-ret));
-	ret = dmap(c, IOVA_HI + 4 * MiB, m + 4 * MiB, 8 * MiB, DRW);
+	ret = vfio_map_deferred(c, IOVA_HI + 4 * MiB, m + 4 * MiB, 8 * MiB, DRW);
 	CHILD_EXPECT(!ret, "deferred 8 MiB through the received fd: %s",
 		     strerror(-ret));
 	/* Its own limit, not the (root) sender's absence of one. */
-	ret = dmap(c, IOVA_HI + 12 * MiB, m + 12 * MiB, P, DRW);
+	ret = vfio_map_deferred(c, IOVA_HI + 12 * MiB, m + 12 * MiB, P, DRW);
 	CHILD_EXPECT(ret == -ENOMEM, "past the receiver's limit (deferred): %s",
 		     ret ? strerror(-ret) : "success");
 	ret = vfio_map(c, IOVA_HI + 12 * MiB, m + 12 * MiB, P, VFIO_RW);
@@ -727,7 +709,7 @@ TEST_F_TIMEOUT(security, scm_rights_receiver_pays, 60)
 	EXPECT_EQ(lck0, lck);
 	ASSERT_OK(vmlck_kb(pid, &lck_recv));
 	EXPECT_EQ((long)(12 * MiB >> 10), lck_recv);
-	ASSERT_OK(status_get(v.container, &st));
+	ASSERT_OK(vfio_async_status(v.container, &st));
 	EXPECT_EQ(4 * MiB + P, st.sync_bytes);
 	EXPECT_EQ(8 * MiB, st.deferred_bytes);
 
@@ -818,7 +800,7 @@ TEST_F_TIMEOUT(security, entry_limit_and_slab, 120)
 
 	/* As many one-page deferred entries as the limit allows... */
 	for (i = 0; i < limit; i++) {
-		ret = dmap(v.container, IOVA_HI + (uint64_t)i * 2 * P,
+		ret = vfio_map_deferred(v.container, IOVA_HI + (uint64_t)i * 2 * P,
 			   m + (i % 512) * P, P, DRW);
 		if (ret) {
 			TH_LOG("entry %d: %s", i, strerror(-ret));
@@ -827,8 +809,8 @@ TEST_F_TIMEOUT(security, entry_limit_and_slab, 120)
 	}
 	ASSERT_EQ(limit, i);
 	/* ...and not one more, whatever the ioctl. */
-	EXPECT_ERRNO(ENOSPC, dmap(v.container, IOVA_BASE, m, P, DRW));
-	EXPECT_ERRNO(ENOSPC, dmap(v.container, IOVA_BASE, m, P, DNOW));
+	EXPECT_ERRNO(ENOSPC, vfio_map_deferred(v.container, IOVA_BASE, m, P, DRW));
+	EXPECT_ERRNO(ENOSPC, vfio_map_deferred(v.container, IOVA_BASE, m, P, DNOW));
 	EXPECT_ERRNO(ENOSPC, vfio_map(v.container, IOVA_BASE, m, P, VFIO_RW));
 	ASSERT_OK(vfio_dma_avail(v.container, &avail));
 	EXPECT_EQ(0U, avail);
@@ -849,7 +831,7 @@ TEST_F_TIMEOUT(security, entry_limit_and_slab, 120)
 	for (i = 0; i < cycles; i++) {
 		uint64_t size = P << (i % 10), iova = IOVA_HI + (i % 64) * CHUNK;
 
-		ret = (i & 1) ? dmap(v.container, iova, m, size, DRW) :
+		ret = (i & 1) ? vfio_map_deferred(v.container, iova, m, size, DRW) :
 				vfio_map(v.container, iova, m, size, VFIO_RW);
 		if (!ret)
 			ret = vfio_unmap(v.container, iova, size, 0, &n);
@@ -859,7 +841,7 @@ TEST_F_TIMEOUT(security, entry_limit_and_slab, 120)
 		}
 	}
 	EXPECT_EQ(cycles, i);
-	ASSERT_OK(status_get(v.container, &st));
+	ASSERT_OK(vfio_async_status(v.container, &st));
 	EXPECT_EQ(0ULL, st.deferred_bytes);
 	EXPECT_EQ(0ULL, st.sync_bytes);
 	EXPECT_EQ(0ULL, st.pinned_pages);
@@ -898,9 +880,9 @@ static void mm_child(int sock, int wr)
 	CHILD_EXPECT(!ret, "%s: %s", v.step, strerror(-ret));
 	ret = drop_privileges(DELAYER + TARGET + MiB);
 	CHILD_EXPECT(!ret, "drop privileges: %s", strerror(-ret));
-	ret = dmap(v.container, IOVA_BASE, d, DELAYER, DRW);
+	ret = vfio_map_deferred(v.container, IOVA_BASE, d, DELAYER, DRW);
 	CHILD_EXPECT(!ret, "delayer: %s", strerror(-ret));
-	ret = dmap(v.container, IOVA_HI, t, TARGET, DRW);
+	ret = vfio_map_deferred(v.container, IOVA_HI, t, TARGET, DRW);
 	CHILD_EXPECT(!ret, "target: %s", strerror(-ret));
 	fds[0] = v.container;
 	fds[1] = v.group;
@@ -946,7 +928,7 @@ static int mm_gone_round(struct __test_metadata *_metadata, long threads,
 	}
 	/* Reaped: its mm has no task any more (exit_mm precedes the zombie). */
 	waitpid(pid, &status, 0);
-	if (status_get(fds[0], &st0) || pins_outstanding(&pins_exit)) {
+	if (vfio_async_status(fds[0], &st0) || pins_outstanding(&pins_exit)) {
 		snprintf(why, n, "GET_STATUS");
 		bad = 1;
 		goto out;
@@ -978,7 +960,7 @@ static int mm_gone_round(struct __test_metadata *_metadata, long threads,
 unmap:
 	/* Unmapped: every pin of the dead process's memory is released. */
 	if (vfio_unmap(fds[0], 0, 0, VFIO_DMA_UNMAP_FLAG_ALL, &un) ||
-	    un != DELAYER + TARGET || status_get(fds[0], &st) ||
+	    un != DELAYER + TARGET || vfio_async_status(fds[0], &st) ||
 	    st.pinned_pages) {
 		snprintf(why, n, "UNMAP_ALL: %llu bytes, %llu pinned left",
 			 (unsigned long long)un,

@@ -90,24 +90,6 @@ static uint64_t rnd(struct rng *r, uint64_t n)
 	return n ? z % n : z;
 }
 
-static int dmap(int c, uint64_t iova, const void *va, uint64_t size,
-		uint32_t flags)
-{
-	struct vfio_iommu_async_dma_map m = {
-		.argsz = sizeof(m), .flags = flags, .vaddr = (uintptr_t)va,
-		.iova = iova, .size = size,
-	};
-
-	return ioctl(c, VFIO_IOMMU_MAP_DMA_DEFERRED, &m) ? -errno : 0;
-}
-
-static int status_get(int c, struct vfio_iommu_async_status *st)
-{
-	memset(st, 0, sizeof(*st));
-	st->argsz = sizeof(*st);
-	return ioctl(c, VFIO_IOMMU_ASYNC_GET_STATUS, st) ? -errno : 0;
-}
-
 static bool adds_up(const struct vfio_iommu_async_status *st)
 {
 	return st->mapped_bytes + st->pending_bytes + st->failed_bytes ==
@@ -121,7 +103,7 @@ static int wait_settled(int c, struct vfio_iommu_async_status *st)
 	int ret;
 
 	for (;;) {
-		ret = status_get(c, st);
+		ret = vfio_async_status(c, st);
 		if (ret)
 			return ret;
 		if (!adds_up(st))
@@ -354,7 +336,7 @@ static void *unmap_racer(void *arg)
 		for (k = 0; k < nmaps; k++) {
 			sizes[k] = (1 + rnd(&g, 8 * MiB / P)) * P;
 			iovas[k] = iova;
-			ret = dmap(v.container, iova, mem + total, sizes[k], DRW);
+			ret = vfio_map_deferred(v.container, iova, mem + total, sizes[k], DRW);
 			if (ret) {
 				snprintf(r->err, sizeof(r->err),
 					 "deferred map of %llu bytes: %s",
@@ -375,7 +357,7 @@ static void *unmap_racer(void *arg)
 		}
 		if (delay_us)
 			usleep(delay_us);
-		ret = status_get(v.container, &st);
+		ret = vfio_async_status(v.container, &st);
 		if (!ret && st.mapped_bytes && st.pending_bytes)
 			r->mid_sweep++;
 		if (!ret && !adds_up(&st))
@@ -392,7 +374,7 @@ static void *unmap_racer(void *arg)
 				ret = vfio_unmap(v.container, iovas[k], sizes[k],
 						 0, &m);
 				n += m;
-				if (!ret && k && !status_get(v.container, &st) &&
+				if (!ret && k && !vfio_async_status(v.container, &st) &&
 				    !adds_up(&st))
 					snprintf(r->err, sizeof(r->err),
 						 "status does not add up");
@@ -405,7 +387,7 @@ static void *unmap_racer(void *arg)
 				 (unsigned long long)n, (unsigned long long)total);
 			break;
 		}
-		ret = status_get(v.container, &st);
+		ret = vfio_async_status(v.container, &st);
 		if (ret || st.deferred_bytes || st.mapped_bytes ||
 		    st.pending_bytes || st.failed_bytes || st.sync_bytes ||
 		    st.pinned_pages) {
@@ -482,7 +464,7 @@ static void churn_child(const char *group, uint64_t size, enum child_end how,
 
 	if (!mem || vfio_dev_open(&v, group, NULL, VFIO_ASYNC_IOMMU))
 		c = 'o';
-	else if (dmap(v.container, IOVA_BASE, mem, size, DRW))
+	else if (vfio_map_deferred(v.container, IOVA_BASE, mem, size, DRW))
 		c = 'm';
 	else if (vfio_map(v.container, IOVA_HI, mem, CHUNK,
 			  VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE))
@@ -730,7 +712,7 @@ static void many_child(FIXTURE_DATA(stress) *self, int id, long deadline,
 			}
 			res->both++;
 		}
-		ret = dmap(c, IOVA_BASE, mem, dsize, DRW);
+		ret = vfio_map_deferred(c, IOVA_BASE, mem, dsize, DRW);
 		if (!ret)
 			ret = vfio_map(c, IOVA_HI, smem, 2 * MiB, VFIO_RW);
 		if (ret) {
@@ -917,7 +899,7 @@ static void pressure_loop(const char *group, const char *bdf, long deadline,
 			snprintf(pr->err, sizeof(pr->err), "mmap");
 			break;
 		}
-		ret = dmap(v.container, IOVA_HI, mem, size, DRW);
+		ret = vfio_map_deferred(v.container, IOVA_HI, mem, size, DRW);
 		if (!ret)
 			ret = wait_settled(v.container, &st);
 		if (ret || st.failed_bytes || st.mapped_bytes != size) {
@@ -954,7 +936,7 @@ static void pressure_loop(const char *group, const char *bdf, long deadline,
 		if (ret || n != size)
 			snprintf(pr->err, sizeof(pr->err), "unmap: %s",
 				 strerror(-ret));
-		ret = status_get(v.container, &st);
+		ret = vfio_async_status(v.container, &st);
 		if (ret || st.pinned_pages != 1 || st.deferred_bytes)
 			snprintf(pr->err, sizeof(pr->err),
 				 "after unmap: %llu pinned", (unsigned long long)st.pinned_pages);

@@ -78,15 +78,9 @@ static int prime_marker(struct edu *e)
 
 static int map_deferred(int container, void *buf, size_t size)
 {
-	struct vfio_iommu_async_dma_map map = {
-		.argsz = sizeof(map),
-		.flags = VFIO_ASYNC_MAP_FLAG_READ | VFIO_ASYNC_MAP_FLAG_WRITE,
-		.vaddr = (uintptr_t)buf,
-		.iova = IOVA_BENCH,
-		.size = size,
-	};
-
-	return ioctl(container, VFIO_IOMMU_MAP_DMA_DEFERRED, &map) ? -errno : 0;
+	return vfio_map_deferred(container, IOVA_BENCH, buf, size,
+				 VFIO_ASYNC_MAP_FLAG_READ |
+				 VFIO_ASYNC_MAP_FLAG_WRITE);
 }
 
 /* The best time of a deferred call, each one unmapped again at once. */
@@ -119,10 +113,10 @@ static int wait_mapped(int container)
 	struct vfio_iommu_async_status st;
 
 	for (;;) {
-		memset(&st, 0, sizeof(st));
-		st.argsz = sizeof(st);
-		if (ioctl(container, VFIO_IOMMU_ASYNC_GET_STATUS, &st))
-			return -errno;
+		int ret = vfio_async_status(container, &st);
+
+		if (ret)
+			return ret;
 		if (!st.pending_bytes)
 			return st.failed_bytes ? st.first_error : 0;
 		usleep(1000);

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -201,6 +202,61 @@ int vfio_map(int container, uint64_t iova, const void *vaddr, uint64_t size,
 		hidden += PAGE_4K;
 	}
 	return vfio_map_raw(container, &map);
+}
+
+int vfio_map_deferred(int container, uint64_t iova, const void *vaddr,
+		      uint64_t size, uint32_t flags)
+{
+	struct vfio_iommu_async_dma_map map = {
+		.argsz = sizeof(map),
+		.flags = flags,
+		.vaddr = (uintptr_t)vaddr,
+		.iova = iova,
+		.size = size,
+	};
+
+	if (sabotage("map-shift") && size >= 2 * PAGE_4K) {
+		map.vaddr += PAGE_4K;
+		map.size -= PAGE_4K;
+	}
+	if (sabotage("leak-pin") && size >= 2 * PAGE_4K) {
+		static uint64_t hidden = 0x7100000000ULL;
+
+		vfio_map_raw(container, &(struct vfio_iommu_type1_dma_map){
+			.argsz = sizeof(struct vfio_iommu_type1_dma_map),
+			.flags = VFIO_RW, .vaddr = (uintptr_t)vaddr,
+			.iova = hidden, .size = PAGE_4K });
+		hidden += PAGE_4K;
+	}
+	return ioctl(container, VFIO_IOMMU_MAP_DMA_DEFERRED, &map) ? -errno : 0;
+}
+
+int vfio_async_status(int container, struct vfio_iommu_async_status *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->argsz = sizeof(*st);
+	return ioctl(container, VFIO_IOMMU_ASYNC_GET_STATUS, st) ? -errno : 0;
+}
+
+int async_container_dir(pid_t pid, char *out, size_t n)
+{
+	char prefix[32];
+	struct dirent *e;
+	int found = 0;
+	DIR *d;
+
+	snprintf(prefix, sizeof(prefix), "pid%d-c", (int)pid);
+	d = opendir(ASYNC_SYSFS);
+	if (!d)
+		return -errno;
+	while ((e = readdir(d))) {
+		if (strncmp(e->d_name, prefix, strlen(prefix)))
+			continue;
+		found++;
+		snprintf(out, n, ASYNC_SYSFS "/%s", e->d_name);
+	}
+	closedir(d);
+	return found == 1 ? 0 : found ? -EEXIST : -ENOENT;
 }
 
 int vfio_unmap_raw(int container, struct vfio_iommu_type1_dma_unmap *unmap)

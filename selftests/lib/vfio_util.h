@@ -78,6 +78,12 @@ bool sabotage(const char *mode);
 int vfio_map(int container, uint64_t iova, const void *vaddr, uint64_t size,
 	     uint32_t flags);
 int vfio_map_raw(int container, struct vfio_iommu_type1_dma_map *map);
+/* This module's ioctls (same sabotage modes as vfio_map for MAP_DEFERRED). */
+int vfio_map_deferred(int container, uint64_t iova, const void *vaddr,
+		      uint64_t size, uint32_t flags);
+int vfio_async_status(int container, struct vfio_iommu_async_status *st);
+/* The sysfs directory of the one container process @pid set up. */
+int async_container_dir(pid_t pid, char *out, size_t n);
 int vfio_unmap(int container, uint64_t iova, uint64_t size, uint32_t flags,
 	       uint64_t *unmapped);
 int vfio_unmap_raw(int container, struct vfio_iommu_type1_dma_unmap *unmap);
