@@ -37,6 +37,7 @@ void *vfio_async_open(unsigned long type)
 	INIT_LIST_HEAD(&c->work_node);
 	init_waitqueue_head(&c->idle);
 	c->dma_tree = RB_ROOT;
+	c->sweep = RB_ROOT_CACHED;
 	c->dma_avail = vfio_async_dma_entry_limit;
 	c->pgsize_bitmap = PAGE_MASK;
 	c->id = atomic_inc_return(&next_id);
@@ -204,36 +205,30 @@ static void update_pgsize_bitmap(struct vfio_async_container *c)
 }
 
 /*
- * Move @g, attached to its own fresh domain @fresh, into an existing
- * compatible domain if the IOMMU driver accepts it there: one domain
- * fewer to map into. Returns 1 when moved, 0 when not, or -errno when @g
- * could not be put back on @fresh either.
+ * Put @g straight into an existing domain of the driver behind @ops, if
+ * the driver accepts it there: one domain fewer to map into, and @g is
+ * never detached on the way, which is what could fail (a detach must
+ * re-attach the blocking domain). The driver refuses a device the domain
+ * cannot serve (VT-d: no snoop control on a domain enforcing coherency),
+ * so KVM's answer on coherency stays true. Returns the domain or NULL.
  */
-static int join_existing_domain(struct vfio_async_container *c,
-				struct vfio_async_domain *fresh,
-				struct vfio_async_group *g)
+static struct vfio_async_domain *
+join_existing_domain(struct vfio_async_container *c,
+		     const struct iommu_domain_ops *ops,
+		     struct vfio_async_group *g)
 {
 	struct vfio_async_domain *d;
-	int ret;
 
 	list_for_each_entry(d, &c->domains, next) {
-		/* Same driver and coherency, or KVM's view would be wrong. */
-		if (d->domain->ops != fresh->domain->ops ||
-		    d->enforce_cc != fresh->enforce_cc)
+		/* 6.1's core does not check a domain's driver: we must. */
+		if (d->domain->ops != ops)
 			continue;
-
-		iommu_detach_group(fresh->domain, g->iommu_group);
 		if (!iommu_attach_group(d->domain, g->iommu_group)) {
-			list_move(&g->next, &d->groups);
-			return 1;
-		}
-		ret = iommu_attach_group(fresh->domain, g->iommu_group);
-		if (ret) {
-			list_del(&g->next);
-			return ret;
+			list_add(&g->next, &d->groups);
+			return d;
 		}
 	}
-	return 0;
+	return NULL;
 }
 
 static struct vfio_async_domain *new_domain(struct iommu_group *iommu_group)
@@ -309,7 +304,7 @@ int vfio_async_attach_group(void *iommu_data, struct iommu_group *iommu_group,
 			    enum vfio_group_type type)
 {
 	struct vfio_async_container *c = iommu_data;
-	struct vfio_async_domain *d;
+	struct vfio_async_domain *d, *fresh;
 	struct vfio_async_group *g;
 	LIST_HEAD(ranges);
 	int ret;
@@ -335,33 +330,33 @@ int vfio_async_attach_group(void *iommu_data, struct iommu_group *iommu_group,
 	if (find_group(c, iommu_group, NULL))
 		goto err_free_group;
 
-	d = new_domain(iommu_group);
-	if (IS_ERR(d)) {
-		ret = PTR_ERR(d);
+	/* Allocated first only to learn which driver serves the group. */
+	fresh = new_domain(iommu_group);
+	if (IS_ERR(fresh)) {
+		ret = PTR_ERR(fresh);
 		goto err_free_group;
 	}
-	ret = attach_fresh_domain(d, g);
-	if (ret)
-		goto err_free_domain;
+	d = join_existing_domain(c, fresh->domain->ops, g);
+	if (d) {
+		free_domain(fresh);
+		fresh = NULL;
+	} else {
+		ret = attach_fresh_domain(fresh, g);
+		if (ret)
+			goto err_free_domain;
+		d = fresh;
+	}
 
 	/* The group's aperture and reserved regions must spare every mapping. */
-	ret = vfio_async_compute_iova_ranges(c, d, &ranges);
+	ret = vfio_async_compute_iova_ranges(c, fresh, &ranges);
 	if (ret)
 		goto err_detach;
 	ret = -EINVAL;
 	if (!vfio_async_dmas_fit(c, &ranges))
 		goto err_free_ranges;
 
-	ret = join_existing_domain(c, d, g);
-	if (ret < 0) {
-		/* @g is attached nowhere now. */
-		vfio_async_free_iova_ranges(&ranges);
-		goto err_free_domain;
-	}
-	if (ret > 0) {
-		free_domain(d);
-	} else {
-		ret = add_domain(c, d, g);
+	if (fresh) {
+		ret = add_domain(c, fresh, g);
 		if (ret)
 			goto err_free_ranges;
 	}
@@ -377,7 +372,8 @@ err_detach:
 	list_del(&g->next);
 	iommu_detach_group(d->domain, iommu_group);
 err_free_domain:
-	free_domain(d);
+	if (fresh)
+		free_domain(fresh);
 err_free_group:
 	vfio_async_resume(c);
 	mutex_unlock(&c->lock);
