@@ -38,6 +38,7 @@ struct vfio_async_dma *vfio_async_dma_alloc(dma_addr_t iova, size_t size,
 	if (!dma)
 		return NULL;
 
+	RB_CLEAR_NODE(&dma->sweep_node);
 	dma->iova = iova;
 	dma->size = size;
 	dma->vaddr = vaddr;
@@ -170,6 +171,7 @@ void vfio_async_unmap_all(struct vfio_async_container *c,
 		bitmap_or(dma->pending, dma->pending, dma->mapped,
 			  dma->nchunks);
 		dma->next_pending = 0;
+		vfio_async_sweep_add(c, dma);
 	}
 	bitmap_zero(dma->mapped, dma->nchunks);
 }
@@ -291,21 +293,31 @@ static unsigned long next_pending_chunk(struct vfio_async_dma *dma)
 	return dma->next_pending;
 }
 
-/* Is there a chunk for the background to map? Lock held. */
-bool vfio_async_has_pending(struct vfio_async_container *c)
+/*
+ * The lowest deferred mapping with a pending chunk, or NULL. Mappings
+ * found with none left leave the queue, so each is passed over once.
+ */
+static struct vfio_async_dma *first_pending_dma(struct vfio_async_container *c)
 {
 	struct rb_node *node;
 
 	lockdep_assert_held(&c->lock);
 
-	for (node = rb_first(&c->dma_tree); node; node = rb_next(node)) {
+	while ((node = rb_first_cached(&c->sweep))) {
 		struct vfio_async_dma *dma = rb_entry(node, struct vfio_async_dma,
-						      node);
+						      sweep_node);
 
-		if (dma->deferred && next_pending_chunk(dma) < dma->nchunks)
-			return true;
+		if (next_pending_chunk(dma) < dma->nchunks)
+			return dma;
+		vfio_async_sweep_del(c, dma);
 	}
-	return false;
+	return NULL;
+}
+
+/* Is there a chunk for the background to map? Lock held. */
+bool vfio_async_has_pending(struct vfio_async_container *c)
+{
+	return first_pending_dma(c);
 }
 
 /**
@@ -321,30 +333,21 @@ bool vfio_async_has_pending(struct vfio_async_container *c)
 bool vfio_async_claim_chunk(struct vfio_async_container *c,
 			    struct vfio_async_dma **dma, unsigned long *chunk)
 {
-	struct rb_node *node;
+	struct vfio_async_dma *d;
 
 	lockdep_assert_held(&c->lock);
 
 	if (c->quiesced || list_empty(&c->domains))
 		return false;
 
-	for (node = rb_first(&c->dma_tree); node; node = rb_next(node)) {
-		struct vfio_async_dma *d = rb_entry(node, struct vfio_async_dma,
-						    node);
-		unsigned long i;
-
-		if (!d->deferred)
-			continue;
-		i = next_pending_chunk(d);
-		if (i < d->nchunks) {
-			clear_bit(i, d->pending);
-			c->in_flight++;
-			*dma = d;
-			*chunk = i;
-			return true;
-		}
-	}
-	return false;
+	d = first_pending_dma(c);
+	if (!d)
+		return false;
+	*chunk = d->next_pending;
+	clear_bit(*chunk, d->pending);
+	c->in_flight++;
+	*dma = d;
+	return true;
 }
 
 /**

@@ -55,31 +55,51 @@ struct vfio_async_dma *vfio_async_find_dma(struct vfio_async_container *c,
 	return vfio_async_first_dma_in(c, start, start + size - 1);
 }
 
-void vfio_async_link_dma(struct vfio_async_container *c,
-			 struct vfio_async_dma *new)
+static bool dma_less(struct rb_node *a, const struct rb_node *b)
 {
-	struct rb_node **link = &c->dma_tree.rb_node, *parent = NULL;
+	return rb_entry(a, struct vfio_async_dma, node)->iova <
+	       rb_entry(b, struct vfio_async_dma, node)->iova;
+}
 
+static bool sweep_less(struct rb_node *a, const struct rb_node *b)
+{
+	return rb_entry(a, struct vfio_async_dma, sweep_node)->iova <
+	       rb_entry(b, struct vfio_async_dma, sweep_node)->iova;
+}
+
+/* Queue deferred @dma for the background, if it is not queued yet. */
+void vfio_async_sweep_add(struct vfio_async_container *c,
+			  struct vfio_async_dma *dma)
+{
 	lockdep_assert_held(&c->lock);
+	if (RB_EMPTY_NODE(&dma->sweep_node))
+		rb_add_cached(&dma->sweep_node, &c->sweep, sweep_less);
+}
 
-	while (*link) {
-		struct vfio_async_dma *dma;
-
-		parent = *link;
-		dma = rb_entry(parent, struct vfio_async_dma, node);
-		if (new->iova < dma->iova)
-			link = &parent->rb_left;
-		else
-			link = &parent->rb_right;
+void vfio_async_sweep_del(struct vfio_async_container *c,
+			  struct vfio_async_dma *dma)
+{
+	lockdep_assert_held(&c->lock);
+	if (!RB_EMPTY_NODE(&dma->sweep_node)) {
+		rb_erase_cached(&dma->sweep_node, &c->sweep);
+		RB_CLEAR_NODE(&dma->sweep_node);
 	}
-	rb_link_node(&new->node, parent, link);
-	rb_insert_color(&new->node, &c->dma_tree);
+}
+
+void vfio_async_link_dma(struct vfio_async_container *c,
+			 struct vfio_async_dma *dma)
+{
+	lockdep_assert_held(&c->lock);
+	rb_add(&dma->node, &c->dma_tree, dma_less);
+	if (dma->deferred)
+		vfio_async_sweep_add(c, dma);
 }
 
 void vfio_async_unlink_dma(struct vfio_async_container *c,
 			   struct vfio_async_dma *dma)
 {
 	lockdep_assert_held(&c->lock);
+	vfio_async_sweep_del(c, dma);
 	rb_erase(&dma->node, &c->dma_tree);
 }
 

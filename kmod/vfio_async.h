@@ -27,7 +27,10 @@
  * pending, in flight (a worker is pinning it with no lock held), mapped
  * (pinned and mapped in every domain), or failed. Its state is one bit in
  * one of three bitmaps of its mapping: O(1) to look up once the mapping is
- * found in the rb-tree, in O(log n).
+ * found in the rb-tree, in O(log n). The background takes the lowest
+ * pending chunk of the leftmost mapping of the sweep queue, a second
+ * rb-tree holding only the deferred mappings with chunks left: claiming
+ * costs the same with one mapping or 65535.
  *
  * In flight: a worker claims a chunk under the container lock, then pins
  * and maps it without the lock, so ioctls wait for one chunk at most. What
@@ -98,6 +101,8 @@ extern const char *const vfio_async_counter_names[VFIO_ASYNC_NR_COUNTERS];
 /**
  * struct vfio_async_dma - one user mapping
  * @node: in vfio_async_container::dma_tree, keyed by @iova
+ * @sweep_node: in vfio_async_container::sweep while it may have pending
+ *		chunks; cleared (RB_EMPTY_NODE) otherwise
  * @iova: first IOVA
  * @size: bytes
  * @vaddr: user address backing @iova
@@ -119,6 +124,7 @@ extern const char *const vfio_async_counter_names[VFIO_ASYNC_NR_COUNTERS];
  */
 struct vfio_async_dma {
 	struct rb_node node;
+	struct rb_node sweep_node;
 	dma_addr_t iova;
 	size_t size;
 	unsigned long vaddr;
@@ -168,6 +174,9 @@ struct vfio_async_iova_range {
  * @owner_comm: its command name
  * @domains: struct vfio_async_domain; the first one is the PFN record
  * @dma_tree: struct vfio_async_dma by IOVA, never overlapping
+ * @sweep: the deferred ones among them that may have pending chunks, by
+ *	   IOVA: the background takes the leftmost, in O(1), however many
+ *	   mappings are done
  * @iova_ranges: sorted struct vfio_async_iova_range; empty means any IOVA
  *               (no domain yet)
  * @dma_avail: how many more mappings may be created
@@ -190,6 +199,7 @@ struct vfio_async_container {
 	struct mutex lock;		/* protects the fields below */
 	struct list_head domains;
 	struct rb_root dma_tree;
+	struct rb_root_cached sweep;
 	struct list_head iova_ranges;
 	unsigned int dma_avail;
 	unsigned long pgsize_bitmap;
@@ -235,6 +245,10 @@ struct vfio_async_dma *vfio_async_first_dma_in(struct vfio_async_container *c,
 					       dma_addr_t start, dma_addr_t last);
 void vfio_async_link_dma(struct vfio_async_container *c,
 			 struct vfio_async_dma *dma);
+void vfio_async_sweep_add(struct vfio_async_container *c,
+			  struct vfio_async_dma *dma);
+void vfio_async_sweep_del(struct vfio_async_container *c,
+			  struct vfio_async_dma *dma);
 void vfio_async_unlink_dma(struct vfio_async_container *c,
 			   struct vfio_async_dma *dma);
 bool vfio_async_iova_usable(struct vfio_async_container *c, dma_addr_t start,

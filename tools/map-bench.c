@@ -13,8 +13,10 @@
  *             it all (polling VFIO_IOMMU_ASYNC_GET_STATUS every millisecond)
  *
  * Every mapping is proven by a DMA from edu to its first and last page.
+ * With -e ENTRIES, deferred mode hands SIZE over as that many equal
+ * mappings, back to back: the sweep's cost per mapping.
  *
- *   map-bench [-r REPEAT] [-m type1,async,deferred] [-j] SIZE_MIB...
+ *   map-bench [-r REPEAT] [-m type1,async,deferred] [-e ENTRIES] [-j] SIZE_MIB...
  *
  * Prints a table (best of REPEAT per cell), and with -j one JSON line per
  * size prefixed "map-bench-json: ". Needs VFIO_GROUP and VFIO_BDF
@@ -76,11 +78,24 @@ static int prime_marker(struct edu *e)
 	return edu_buf_write(e, 0, marker, sizeof(marker));
 }
 
-static int map_deferred(int container, void *buf, size_t size)
+static unsigned long entries = 1;
+
+/* @size as @entries deferred mappings; all of them or none. */
+static int map_deferred(int container, uint8_t *buf, size_t size)
 {
-	return vfio_map_deferred(container, IOVA_BENCH, buf, size,
-				 VFIO_ASYNC_MAP_FLAG_READ |
-				 VFIO_ASYNC_MAP_FLAG_WRITE);
+	size_t part = size / entries;
+	uint64_t unmapped;
+	unsigned long i;
+	int ret = 0;
+
+	for (i = 0; i < entries && !ret; i++)
+		ret = vfio_map_deferred(container, IOVA_BENCH + i * part,
+					buf + i * part, part,
+					VFIO_ASYNC_MAP_FLAG_READ |
+					VFIO_ASYNC_MAP_FLAG_WRITE);
+	if (ret && i > 1)
+		vfio_unmap(container, IOVA_BENCH, (i - 1) * part, 0, &unmapped);
+	return ret;
 }
 
 /* The best time of a deferred call, each one unmapped again at once. */
@@ -160,6 +175,14 @@ static int bench_one(enum mode mode, size_t size, struct result *r)
 		ret = time_deferred_call(d.container, buf, size, &r->map_s);
 		if (ret)
 			goto out_unmap_mem;
+		/* The background faulted some of it in meanwhile: start afresh. */
+		munmap(buf, size);
+		buf = mmap(NULL, size, PROT_READ | PROT_WRITE,
+			   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (buf == MAP_FAILED) {
+			ret = -errno;
+			goto out_close;
+		}
 		t = now();
 		ret = map_deferred(d.container, buf, size);
 		if (!ret)
@@ -198,7 +221,7 @@ out_close:
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: map-bench [-r REPEAT] [-m type1,async,deferred] [-j] SIZE_MIB...\n");
+	fprintf(stderr, "usage: map-bench [-r REPEAT] [-m type1,async,deferred] [-e ENTRIES] [-j] SIZE_MIB...\n");
 	exit(2);
 }
 
@@ -206,7 +229,8 @@ static void print_json(size_t size, const bool *on, const struct result *best)
 {
 	int k;
 
-	printf("map-bench-json: {\"size_mib\": %zu", size / MIB);
+	printf("map-bench-json: {\"size_mib\": %zu, \"entries\": %lu", size / MIB,
+	       entries);
 	for (k = 0; k < NR_MODES; k++) {
 		if (!on[k])
 			continue;
@@ -223,9 +247,11 @@ int main(int argc, char **argv)
 	bool on[NR_MODES] = { true, true, true }, json = false;
 	int repeat = 1, opt, i, k, status = 0;
 
-	while ((opt = getopt(argc, argv, "r:m:j")) != -1) {
+	while ((opt = getopt(argc, argv, "r:m:e:j")) != -1) {
 		if (opt == 'r') {
 			repeat = atoi(optarg);
+		} else if (opt == 'e') {
+			entries = strtoul(optarg, NULL, 0);
 		} else if (opt == 'm') {
 			for (k = 0; k < NR_MODES; k++)
 				on[k] = strstr(optarg, mode_names[k]) != NULL;
@@ -235,8 +261,17 @@ int main(int argc, char **argv)
 			usage();
 		}
 	}
-	if (optind == argc || repeat < 1)
+	if (optind == argc || repeat < 1 || !entries)
 		usage();
+	for (i = optind; i < argc; i++) {
+		size_t size = strtoul(argv[i], NULL, 0) * MIB;
+
+		if (size % entries || (size / entries) % 4096) {
+			fprintf(stderr, "%s MiB does not split into %lu page-sized entries\n",
+				argv[i], entries);
+			return 2;
+		}
+	}
 
 	printf("%-9s %9s %12s %12s %10s\n", "mode", "size_MiB", "call_s",
 	       "all_mapped_s", "unmap_s");
