@@ -34,7 +34,6 @@
  */
 #include <dirent.h>
 #include <errno.h>
-#include <grp.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -42,7 +41,6 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
-#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -100,15 +98,6 @@ FIXTURE(deferred) {
 
 /* --- small helpers ------------------------------------------------------ */
 
-static long ms_since(const struct timespec *t0)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (t.tv_sec - t0->tv_sec) * 1000 +
-	       (t.tv_nsec - t0->tv_nsec) / 1000000;
-}
-
 static uint64_t now_ns(void)
 {
 	struct timespec t;
@@ -127,52 +116,20 @@ static int status_raw(int c, void *arg)
 	return ioctl(c, VFIO_IOMMU_ASYNC_GET_STATUS, arg) ? -errno : 0;
 }
 
-static bool adds_up(const struct vfio_iommu_async_status *st)
-{
-	return st->mapped_bytes + st->pending_bytes + st->failed_bytes ==
-	       st->deferred_bytes;
-}
-
-/*
- * Poll GET_STATUS until nothing is pending. 0, -ETIMEDOUT, -EPROTO when a
- * sample did not add up, or -errno.
- */
-static int wait_settled(int c, struct vfio_iommu_async_status *st,
-			int timeout_ms)
-{
-	struct timespec t0;
-	int ret;
-
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	for (;;) {
-		ret = vfio_async_status(c, st);
-		if (ret)
-			return ret;
-		if (!adds_up(st))
-			return -EPROTO;
-		if (!st->pending_bytes)
-			return 0;
-		if (ms_since(&t0) > timeout_ms)
-			return -ETIMEDOUT;
-		usleep(5000);
-	}
-}
-
 /* Poll until the sweep has mapped something: the sweep is under way. */
 static int wait_started(int c, struct vfio_iommu_async_status *st,
 			int timeout_ms)
 {
-	struct timespec t0;
+	long t0 = now_ms();
 	int ret;
 
-	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (;;) {
 		ret = vfio_async_status(c, st);
 		if (ret)
 			return ret;
 		if (st->mapped_bytes || st->failed_bytes || !st->pending_bytes)
 			return 0;
-		if (ms_since(&t0) > timeout_ms)
+		if (now_ms() - t0 > timeout_ms)
 			return -ETIMEDOUT;
 		usleep(1000);
 	}
@@ -215,37 +172,6 @@ static int ctr_read(const char *dir, int i, long *v)
 
 	snprintf(path, sizeof(path), "%s/%s", dir, cname[i]);
 	return sysfs_read_long(path, v);
-}
-
-/* Wait until @pred() holds, polling every 10 ms; its last answer. */
-static bool poll_until(bool (*pred)(void *), void *arg, int timeout_ms,
-		       long *waited_ms)
-{
-	struct timespec t0;
-	bool ok;
-
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	while (!(ok = pred(arg)) && ms_since(&t0) < timeout_ms)
-		usleep(10000);
-	if (waited_ms)
-		*waited_ms = ms_since(&t0);
-	return ok;
-}
-
-struct released {
-	long pins_want;
-	long pins;
-	int containers;
-};
-
-static bool is_released(void *arg)
-{
-	struct released *r = arg;
-
-	r->containers = async_containers();
-	if (pins_outstanding(&r->pins))
-		r->pins = LONG_MIN;
-	return r->containers == 0 && r->pins == r->pins_want;
 }
 
 /* --- memory --------------------------------------------------------------- */
@@ -339,17 +265,26 @@ FIXTURE_TEARDOWN(deferred)
 				 self->limit_old);
 }
 
+/* Within RELEASE_MS: no container left, every pin back as at the start. */
+static void expect_released(struct __test_metadata *_metadata,
+			    FIXTURE_DATA(deferred) *self)
+{
+	int containers;
+	long pins;
+
+	EXPECT_EQ(0, async_wait_released(self->pins_open, RELEASE_MS, &pins,
+					 &containers));
+	EXPECT_EQ(0, containers);
+	EXPECT_EQ(self->pins_open, pins);
+}
+
 /* Give the group up (for a child, or a container set up differently). */
 static void fixture_release(struct __test_metadata *_metadata,
 			    FIXTURE_DATA(deferred) *self)
 {
-	struct released r = { .pins_want = self->pins_open };
-
 	edu_close(&self->edu);
 	vfio_dev_close(&self->v);
-	EXPECT_TRUE(poll_until(is_released, &r, RELEASE_MS, NULL));
-	EXPECT_EQ(0, r.containers);
-	EXPECT_EQ(self->pins_open, r.pins);
+	expect_released(_metadata, self);
 }
 
 /* Pins and our VmLck moved by exactly @pages and @bytes since setup. */
@@ -380,18 +315,6 @@ static void unmap_expect(struct __test_metadata *_metadata, int c,
 }
 
 /* --- edu ----------------------------------------------------------------- */
-
-/* A transfer that should have worked produced no DMAR fault line. */
-static void no_fault(struct __test_metadata *_metadata,
-		     FIXTURE_DATA(deferred) *self)
-{
-	struct dmar_fault f;
-	int ret = kmsg_next_dmar_fault(&self->kw, &f, 0);
-
-	if (ret == 1)
-		TH_LOG("unexpected DMAR fault: %s", f.line);
-	EXPECT_EQ(0, ret);
-}
 
 /* A transfer the IOMMU should have blocked. */
 struct xfer {
@@ -561,7 +484,7 @@ TEST_F(deferred, map_argsz)
 	ASSERT_OK(dmap_raw(c, &a));
 	ASSERT_OK(vfio_async_status(c, &st));
 	EXPECT_EQ(4 * MiB, st.deferred_bytes);
-	ASSERT_OK(wait_settled(c, &st, SETTLE_MS));
+	ASSERT_OK(vfio_async_wait_settled(c, &st, SETTLE_MS));
 	EXPECT_EQ(4 * MiB, st.mapped_bytes);
 	unmap_expect(_metadata, c, IOVA_HI, 4 * MiB);
 	expect_held(_metadata, self, 0, 0, "after unmap");
@@ -596,7 +519,7 @@ TEST_F(deferred, map_flags)
 
 	for (i = 0; i < ARRAY_SIZE(good); i++)
 		ASSERT_OK(vfio_map_deferred(c, IOVA_HI + i * 8 * MiB, buf, 4 * MiB, good[i]));
-	ASSERT_OK(wait_settled(c, &st, SETTLE_MS));
+	ASSERT_OK(vfio_async_wait_settled(c, &st, SETTLE_MS));
 	EXPECT_EQ(3 * 4 * MiB, st.deferred_bytes);
 	EXPECT_EQ(3 * 4 * MiB, st.mapped_bytes);
 	EXPECT_EQ(0ULL, st.failed_bytes);
@@ -662,7 +585,7 @@ TEST_F(deferred, map_errnos)
 	EXPECT_ERRNO(EEXIST, vfio_map(c, IOVA_HI + 18 * MiB, buf, P, VFIO_RW));
 
 	/* Only the four good ones exist. */
-	ASSERT_OK(wait_settled(c, &st, SETTLE_MS));
+	ASSERT_OK(vfio_async_wait_settled(c, &st, SETTLE_MS));
 	EXPECT_EQ(8 * MiB, st.deferred_bytes);
 	EXPECT_EQ(8 * MiB, st.mapped_bytes);
 	EXPECT_EQ(2 * MiB + P, st.sync_bytes);
@@ -706,7 +629,7 @@ TEST_F(deferred, map_msi_window)
 	/* Right below and right above: fine. */
 	ASSERT_OK(vfio_map_deferred(c, MSI_START - MiB, buf, MiB, DRW));
 	ASSERT_OK(vfio_map_deferred(c, MSI_LAST + 1, buf + MiB, MiB, DRW));
-	ASSERT_OK(wait_settled(c, &st, SETTLE_MS));
+	ASSERT_OK(vfio_async_wait_settled(c, &st, SETTLE_MS));
 	EXPECT_EQ(2 * MiB, st.mapped_bytes);
 	unmap_expect(_metadata, c, MSI_START - MiB, MiB);
 	unmap_expect(_metadata, c, MSI_LAST + 1, MiB);
@@ -759,7 +682,7 @@ TEST_F(deferred, map_vaddr_checks)
 			      PROT_READ | PROT_WRITE | PROT_EXEC));
 	ASSERT_OK(vfio_map_deferred(c, IOVA_HI + 4 * MiB, buf, 12 * P, DRW));
 
-	ASSERT_OK(wait_settled(c, &st, SETTLE_MS));
+	ASSERT_OK(vfio_async_wait_settled(c, &st, SETTLE_MS));
 	EXPECT_EQ((2 + 5 + 4 + 12) * P, st.deferred_bytes);
 	EXPECT_EQ((2 + 5 + 4 + 12) * P, st.mapped_bytes);
 	EXPECT_EQ(0ULL, st.failed_bytes);
@@ -808,7 +731,7 @@ TEST_F(deferred, entry_limit)
 	/* An unmap gives the entry back. */
 	unmap_expect(_metadata, c, IOVA_HI + CHUNK, P);
 	ASSERT_OK(vfio_map_deferred(c, IOVA_HI + 3 * CHUNK, buf, P, DRW));
-	ASSERT_OK(wait_settled(c, &st, SETTLE_MS));
+	ASSERT_OK(vfio_async_wait_settled(c, &st, SETTLE_MS));
 	EXPECT_EQ(3 * P, st.mapped_bytes);
 
 	/* A new container takes the restored limit. */
@@ -827,8 +750,6 @@ TEST_F(deferred, entry_limit)
  */
 static void rlimit_child(int wr)
 {
-	const size_t limit = 16 * MiB;
-	struct rlimit rl = { .rlim_cur = limit, .rlim_max = limit };
 	struct vfio_iommu_async_status st;
 	struct vfio_dev v;
 	char msg[200] = "";
@@ -847,9 +768,9 @@ static void rlimit_child(int wr)
 		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (m == MAP_FAILED)
 		CHILD_FAIL("mmap: %s", strerror(errno));
-	if (setrlimit(RLIMIT_MEMLOCK, &rl) || setgroups(0, NULL) ||
-	    setgid(65534) || setuid(65534))
-		CHILD_FAIL("drop privileges: %s", strerror(errno));
+	ret = drop_privileges(16 * MiB);
+	if (ret)
+		CHILD_FAIL("drop privileges: %s", strerror(-ret));
 	if (!geteuid())
 		CHILD_FAIL("still root");
 	if (vmlck_kb(0, &lck0))
@@ -892,7 +813,7 @@ static void rlimit_child(int wr)
 			   ret ? strerror(-ret) : "success");
 
 	/* Prepaid: the background never runs out of the limit. */
-	if (wait_settled(v.container, &st, SETTLE_MS) ||
+	if (vfio_async_wait_settled(v.container, &st, SETTLE_MS) ||
 	    st.mapped_bytes != 16 * MiB || st.failed_bytes)
 		CHILD_FAIL("sweep: mapped %llu failed %llu, want 16 MiB, 0",
 			   (unsigned long long)st.mapped_bytes,
@@ -905,40 +826,23 @@ static void rlimit_child(int wr)
 	if (vmlck_kb(0, &lck) || lck != lck0)
 		CHILD_FAIL("VmLck %+ld kB after unmap, want +0", lck - lck0);
 out:
-	if (write(wr, msg, strlen(msg) + 1) < 0)
-		_exit(3);
+	report(wr, "%s", msg);
 	_exit(msg[0] ? 1 : 0);
 #undef CHILD_FAIL
 }
 
 TEST_F(deferred, rlimit_unprivileged)
 {
-	char msg[200] = "";
-	int fds[2], status;
-	struct released r;
-	pid_t pid;
+	char msg[256];
+	int status;
 
 	RETURN_IF_SKIPPED();
 	fixture_release(_metadata, self);
-	ASSERT_EQ(0, pipe(fds));
-	pid = fork();
-	ASSERT_LE(0, pid);
-	if (!pid) {
-		close(fds[0]);
-		rlimit_child(fds[1]);
-	}
-	close(fds[1]);
-	if (read(fds[0], msg, sizeof(msg) - 1) < 0)
-		msg[0] = '\0';
-	close(fds[0]);
-	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	ASSERT_OK(run_child(rlimit_child, msg, sizeof(msg), &status));
 	if (msg[0])
 		TH_LOG("child: %s", msg);
 	EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-
-	r.pins_want = self->pins_open;
-	EXPECT_TRUE(poll_until(is_released, &r, RELEASE_MS, NULL));
-	EXPECT_EQ(self->pins_open, r.pins);
+	expect_released(_metadata, self);
 }
 
 /* GET_STATUS: argsz and flags rules; it fills what it owns, nothing more. */
@@ -1036,7 +940,7 @@ TEST_F(deferred, flag_now)
 	memcpy(expect, data, XFER);
 	memcpy(expect + size - XFER, data, XFER);
 	expect_same(_metadata, buf, expect, size, "after DMA");
-	no_fault(_metadata, self);
+	EXPECT_NO_DMAR_FAULT(&self->kw);
 
 	unmap_expect(_metadata, c, IOVA_ODD, size);
 	ASSERT_OK(vfio_async_status(c, &st));
@@ -1140,7 +1044,7 @@ TEST_F_TIMEOUT(deferred, dma_every_chunk, 120)
 	ASSERT_GE((unsigned int)EDU_MAX_END, npos * XFER);
 
 	ASSERT_OK(vfio_map_deferred(self->v.container, iova, buf, size, DRW));
-	ASSERT_OK(wait_settled(self->v.container, &st, SETTLE_MS));
+	ASSERT_OK(vfio_async_wait_settled(self->v.container, &st, SETTLE_MS));
 	EXPECT_EQ(size, st.mapped_bytes);
 	EXPECT_EQ(0ULL, st.failed_bytes);
 
@@ -1171,7 +1075,7 @@ TEST_F_TIMEOUT(deferred, dma_every_chunk, 120)
 		memcpy(expect + off[i], data + i * XFER, XFER);
 	}
 	expect_same(_metadata, buf, expect, size, "after writes");
-	no_fault(_metadata, self);
+	EXPECT_NO_DMAR_FAULT(&self->kw);
 
 	unmap_expect(_metadata, self->v.container, iova, size);
 	expect_held(_metadata, self, 0, 0, "after unmap");
@@ -1228,7 +1132,7 @@ TEST_F_TIMEOUT(deferred, dma_faults_until_mapped, 120)
 			/* Pending, by both accounts, while the device tried. */
 			EXPECT_LT(size, st0.pending_bytes);
 			EXPECT_LT((long)size, pend);
-			EXPECT_TRUE(adds_up(&st1));
+			EXPECT_TRUE(vfio_async_adds_up(&st1));
 			/* Its write was blocked: memory untouched... */
 			expect_same(_metadata, buf, expect, size,
 				    "after DMA to a pending range");
@@ -1249,7 +1153,7 @@ TEST_F_TIMEOUT(deferred, dma_faults_until_mapped, 120)
 	if (!conclusive)
 		SKIP(return, "could not keep the range pending long enough");
 
-	ASSERT_OK(wait_settled(c, &st, SETTLE_MS));
+	ASSERT_OK(vfio_async_wait_settled(c, &st, SETTLE_MS));
 	ASSERT_EQ(size, st.deferred_bytes);
 	ASSERT_EQ(size, st.mapped_bytes);
 	/* The same two transfers now reach the right bytes. */
@@ -1261,7 +1165,7 @@ TEST_F_TIMEOUT(deferred, dma_faults_until_mapped, 120)
 	ASSERT_OK(edu_dma(&self->edu, iova + roff, XFER, XFER, false));
 	ASSERT_OK(edu_buf_read(&self->edu, XFER, out, XFER));
 	EXPECT_EQ(-1, first_diff(out, buf + roff, XFER));
-	no_fault(_metadata, self);
+	EXPECT_NO_DMAR_FAULT(&self->kw);
 
 	unmap_expect(_metadata, c, iova, size);
 	expect_held(_metadata, self, 0, 0, "after unmap");
@@ -1288,8 +1192,8 @@ TEST_F_TIMEOUT(deferred, counters_add_up, 60)
 	char owner[64], want[64], comm[32], path[PATH_MAX + 16];
 	struct ctrs k0, g0, k, g;
 	int c = self->v.container;
-	struct timespec t0;
 	uint8_t *buf;
+	long t0;
 
 	RETURN_IF_SKIPPED();
 	ASSERT_EQ(129ULL, n);
@@ -1308,11 +1212,11 @@ TEST_F_TIMEOUT(deferred, counters_add_up, 60)
 	ASSERT_OK(ctrs_read(ASYNC_SYSFS, &g0));
 
 	ASSERT_OK(vfio_map_deferred(c, iova, buf, size, DRW));
-	clock_gettime(CLOCK_MONOTONIC, &t0);
+	t0 = now_ms();
 	do {
 		ASSERT_OK(vfio_async_status(c, &st));
 		samples++;
-		if (!adds_up(&st)) {
+		if (!vfio_async_adds_up(&st)) {
 			if (!bad)
 				TH_LOG("sample %ld: %llu + %llu + %llu != %llu",
 				       samples,
@@ -1337,10 +1241,10 @@ TEST_F_TIMEOUT(deferred, counters_add_up, 60)
 			s_backwards++;
 		s_prev_mapped = s_mapped;
 		s_prev_pending = s_pending;
-		ASSERT_GT(SETTLE_MS, ms_since(&t0));
+		ASSERT_GT(SETTLE_MS, now_ms() - t0);
 	} while (st.pending_bytes);
 	TH_LOG("%ld samples over %ld ms, %ld mid-sweep", samples,
-	       ms_since(&t0), mid);
+	       now_ms() - t0, mid);
 	EXPECT_EQ(0, bad);
 	EXPECT_EQ(0, backwards);
 	EXPECT_EQ(0, s_backwards);
@@ -1420,7 +1324,7 @@ TEST_F(deferred, locked_vm_up_front)
 	TH_LOG("right after the call: VmLck +%ld kB, %llu pages pinned",
 	       lck - self->lck0, (unsigned long long)st.pinned_pages - 1);
 
-	ASSERT_OK(wait_settled(c, &st, SETTLE_MS));
+	ASSERT_OK(vfio_async_wait_settled(c, &st, SETTLE_MS));
 	EXPECT_EQ(size, st.mapped_bytes);
 	expect_held(_metadata, self, size / P, size, "all mapped");
 	unmap_expect(_metadata, c, IOVA_ODD, size);
@@ -1455,7 +1359,7 @@ TEST_F_TIMEOUT(deferred, unmap_before_sweep, 90)
 		/* Only the delayer is left, with a chunk still unclaimed. */
 		conclusive = target_untouched(&st, 0, self->nthreads);
 		EXPECT_EQ(dsize, st.deferred_bytes);
-		EXPECT_TRUE(adds_up(&st));
+		EXPECT_TRUE(vfio_async_adds_up(&st));
 		ASSERT_OK(vmlck_kb(0, &lck));
 		EXPECT_EQ((long)(dsize >> 10), lck - self->lck0);
 		unmap_expect(_metadata, c, DELAY_IOVA, dsize);
@@ -1501,7 +1405,7 @@ TEST_F_TIMEOUT(deferred, unmap_during_sweep, 60)
 	expect_held(_metadata, self, 0, 0, "after unmap");
 	/* The IOVA is free again. */
 	ASSERT_OK(vfio_map_deferred(c, iova, buf, 4 * MiB, DRW));
-	ASSERT_OK(wait_settled(c, &st, SETTLE_MS));
+	ASSERT_OK(vfio_async_wait_settled(c, &st, SETTLE_MS));
 	EXPECT_EQ(4 * MiB, st.mapped_bytes);
 	unmap_expect(_metadata, c, iova, 4 * MiB);
 	expect_held(_metadata, self, 0, 0, "after the second unmap");
@@ -1519,7 +1423,7 @@ TEST_F(deferred, unmap_after_sweep)
 	buf = anon(self, size);
 	ASSERT_NE(NULL, buf);
 	ASSERT_OK(vfio_map_deferred(c, IOVA_ODD, buf, size, DRW));
-	ASSERT_OK(wait_settled(c, &st, SETTLE_MS));
+	ASSERT_OK(vfio_async_wait_settled(c, &st, SETTLE_MS));
 	EXPECT_EQ(size, st.mapped_bytes);
 	expect_held(_metadata, self, size / P, size, "all mapped");
 	unmap_expect(_metadata, c, IOVA_ODD, size);
@@ -1551,7 +1455,7 @@ TEST_F(deferred, unmap_deferred_and_sync)
 
 	ASSERT_OK(vfio_unmap(c, IOVA_HI, 48 * MiB, 0, &n));
 	EXPECT_EQ(48 * MiB, n);
-	ASSERT_OK(wait_settled(c, &st, SETTLE_MS));
+	ASSERT_OK(vfio_async_wait_settled(c, &st, SETTLE_MS));
 	EXPECT_EQ(8 * MiB, st.deferred_bytes);
 	EXPECT_EQ(8 * MiB, st.mapped_bytes);
 	EXPECT_EQ(P, st.sync_bytes);
@@ -1596,7 +1500,7 @@ TEST_F_TIMEOUT(deferred, unmap_all_mid_sweep, 60)
 
 	/* Still a working container. */
 	ASSERT_OK(vfio_map_deferred(c, IOVA_ODD, buf, 4 * MiB, DRW));
-	ASSERT_OK(wait_settled(c, &st, SETTLE_MS));
+	ASSERT_OK(vfio_async_wait_settled(c, &st, SETTLE_MS));
 	EXPECT_EQ(4 * MiB, st.mapped_bytes);
 	unmap_expect(_metadata, c, IOVA_ODD, 4 * MiB);
 	expect_held(_metadata, self, -1, -(long)P, "after the second unmap");
@@ -1608,7 +1512,6 @@ TEST_F_TIMEOUT(deferred, close_mid_sweep, 60)
 	const uint64_t size = SWEEP;
 	struct vfio_iommu_async_status st;
 	struct ctrs g0, g;
-	struct released r;
 	char dir[PATH_MAX];
 	uint8_t *buf;
 	long lck;
@@ -1623,10 +1526,7 @@ TEST_F_TIMEOUT(deferred, close_mid_sweep, 60)
 
 	edu_close(&self->edu);
 	vfio_dev_close(&self->v);
-	r.pins_want = self->pins_open;
-	EXPECT_TRUE(poll_until(is_released, &r, RELEASE_MS, NULL));
-	EXPECT_EQ(0, r.containers);
-	EXPECT_EQ(self->pins_open, r.pins);
+	expect_released(_metadata, self);
 	ASSERT_OK(vmlck_kb(0, &lck));
 	EXPECT_EQ(self->lck_open, lck);
 	EXPECT_ERRNO(ENOENT, async_container_dir(getpid(), dir, sizeof(dir)));
@@ -1688,30 +1588,22 @@ static void child_case(struct __test_metadata *_metadata,
 		       FIXTURE_DATA(deferred) *self, enum child_end how)
 {
 	const uint64_t size = SWEEP;
-	int down[2], up[2], status;
+	int rd, wr, status;
 	char msg[128] = "", dir[PATH_MAX], owner[64], want[64], comm[32];
 	char path[PATH_MAX + 16];
 	struct ctrs g0, g;
-	struct released r;
-	long pins, lck, pend, waited;
+	long pins, lck, pend, t0;
 	pid_t pid;
 
 	fixture_release(_metadata, self);
 	ASSERT_OK(ctrs_read(ASYNC_SYSFS, &g0));
-	ASSERT_EQ(0, pipe(down));
-	ASSERT_EQ(0, pipe(up));
-	pid = fork();
+	pid = fork_with_pipes(&rd, &wr);
 	ASSERT_LE(0, pid);
-	if (!pid) {
-		close(down[1]);
-		close(up[0]);
-		sweep_child(size, down[0], up[1]);
-	}
-	close(down[0]);
-	close(up[1]);
-	if (read(up[0], msg, sizeof(msg) - 1) < 0)
+	if (!pid)
+		sweep_child(size, rd, wr);
+	if (read(rd, msg, sizeof(msg) - 1) < 0)
 		msg[0] = '\0';
-	close(up[0]);
+	close(rd);
 	if (strcmp(msg, "K")) {
 		TH_LOG("child: %s", msg);
 		kill(pid, SIGKILL);
@@ -1733,21 +1625,19 @@ static void child_case(struct __test_metadata *_metadata,
 	ASSERT_OK(vmlck_kb(pid, &lck));
 	EXPECT_EQ((long)(size >> 10), lck);
 
-	if (how == CHILD_KILL || write(down[1], "x", 1) != 1)
+	if (how == CHILD_KILL || write(wr, "x", 1) != 1)
 		kill(pid, SIGKILL);
 	ASSERT_EQ(pid, waitpid(pid, &status, 0));
-	close(down[1]);
+	close(wr);
 	if (how == CHILD_KILL) {
 		EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
 	} else {
 		EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	}
 
-	r.pins_want = self->pins_open;
-	EXPECT_TRUE(poll_until(is_released, &r, RELEASE_MS, &waited));
-	TH_LOG("released %ld ms after waitpid", waited);
-	EXPECT_EQ(0, r.containers);
-	EXPECT_EQ(self->pins_open, r.pins);
+	t0 = now_ms();
+	expect_released(_metadata, self);
+	TH_LOG("released %ld ms after waitpid", now_ms() - t0);
 	EXPECT_ERRNO(ENOENT, async_container_dir(pid, dir, sizeof(dir)));
 
 	ASSERT_OK(ctrs_read(ASYNC_SYSFS, &g));
@@ -1791,7 +1681,6 @@ TEST_F_TIMEOUT(deferred, detach_reattach_pending, 90)
 	struct vfio_iommu_async_status st;
 	uint8_t data[XFER], *buf, *delay, *expect;
 	char dir[PATH_MAX];
-	struct released r;
 	struct ctrs g0, g;
 	int old, c;
 	long lck;
@@ -1823,10 +1712,7 @@ TEST_F_TIMEOUT(deferred, detach_reattach_pending, 90)
 				    nchunks(iova, size)));
 	EXPECT_LT(g.v[C_CHUNKS] - g0.v[C_CHUNKS],
 		  (long)nchunks(DELAY_IOVA, dsize));
-	r.pins_want = self->pins_open;
-	EXPECT_TRUE(poll_until(is_released, &r, RELEASE_MS, NULL));
-	EXPECT_EQ(0, r.containers);
-	EXPECT_EQ(self->pins_open, r.pins);
+	expect_released(_metadata, self);
 	ASSERT_OK(vmlck_kb(0, &lck));
 	EXPECT_EQ(self->lck_open, lck);
 	/* The old container has no IOMMU any more. */
@@ -1848,7 +1734,7 @@ TEST_F_TIMEOUT(deferred, detach_reattach_pending, 90)
 	EXPECT_STRNE(self->dir, dir);
 
 	ASSERT_OK(vfio_map_deferred(c, iova, buf, size, DRW));
-	ASSERT_OK(wait_settled(c, &st, SETTLE_MS));
+	ASSERT_OK(vfio_async_wait_settled(c, &st, SETTLE_MS));
 	EXPECT_EQ(size, st.deferred_bytes);
 	EXPECT_EQ(size, st.mapped_bytes);
 	kmsg_drain(&self->kw);
@@ -1859,7 +1745,7 @@ TEST_F_TIMEOUT(deferred, detach_reattach_pending, 90)
 	memcpy(expect, data, XFER);
 	memcpy(expect + size - XFER, data, XFER);
 	expect_same(_metadata, buf, expect, size, "after DMA");
-	no_fault(_metadata, self);
+	EXPECT_NO_DMAR_FAULT(&self->kw);
 	expect_held(_metadata, self, size / P, size, "new container mapped");
 	unmap_expect(_metadata, c, iova, size);
 	expect_held(_metadata, self, 0, 0, "after unmap");
@@ -1922,7 +1808,7 @@ TEST_F_TIMEOUT(deferred, background_failure, 120)
 	if (!conclusive)
 		SKIP(return, "could not keep the range pending long enough");
 
-	ASSERT_OK(wait_settled(c, &st, SETTLE_MS));
+	ASSERT_OK(vfio_async_wait_settled(c, &st, SETTLE_MS));
 	EXPECT_EQ(size, st.deferred_bytes);
 	EXPECT_EQ(3 * CHUNK, st.failed_bytes);
 	EXPECT_EQ(size - 3 * CHUNK, st.mapped_bytes);
@@ -1967,7 +1853,7 @@ TEST_F_TIMEOUT(deferred, background_failure, 120)
 	expect_same(_metadata, buf + 5 * CHUNK + CHUNK / 2 + P,
 		    expect + 5 * CHUNK + CHUNK / 2 + P,
 		    size - 5 * CHUNK - CHUNK / 2 - P, "rest");
-	no_fault(_metadata, self);
+	EXPECT_NO_DMAR_FAULT(&self->kw);
 
 	unmap_expect(_metadata, c, iova, size);
 	ASSERT_OK(vfio_async_status(c, &st));

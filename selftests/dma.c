@@ -140,18 +140,6 @@ static int dev_read(FIXTURE_DATA(dma) *self, uint64_t iova, void *out,
 	EXPECT_EQ(-1, __d);						\
 } while (0)
 
-/* A transfer that should have worked produced no DMAR fault. */
-static void no_fault(struct __test_metadata *_metadata,
-		     FIXTURE_DATA(dma) *self)
-{
-	struct dmar_fault f;
-	int ret = kmsg_next_dmar_fault(&self->kw, &f, 0);
-
-	if (ret == 1)
-		TH_LOG("unexpected DMAR fault: %s", f.line);
-	EXPECT_EQ(0, ret);
-}
-
 /*
  * A transfer of @len bytes at @iova that should have been blocked: every
  * DMAR fault line logged for it (there may be none: rate limits, and VT-d
@@ -208,7 +196,7 @@ TEST_F(dma, to_ram_start_middle_end)
 		memcpy(self->expect + pos[i].off, data, pos[i].len);
 		EXPECT_BUF_INTACT();
 	}
-	no_fault(_metadata, self);
+	EXPECT_NO_DMAR_FAULT(&self->kw);
 }
 
 TEST_F(dma, from_ram_start_middle_end)
@@ -238,7 +226,7 @@ TEST_F(dma, from_ram_start_middle_end)
 	}
 	/* Reading changed nothing. */
 	EXPECT_BUF_INTACT();
-	no_fault(_metadata, self);
+	EXPECT_NO_DMAR_FAULT(&self->kw);
 }
 
 /*
@@ -269,7 +257,7 @@ TEST_F(dma, scrambled_pages)
 	EXPECT_EQ(-1, first_diff(out, self->buf.va + 6 * P + 1000, P - 1000));
 	EXPECT_EQ(-1, first_diff(out + P - 1000, self->buf.va + 5 * P,
 				 XFER_MAX - (P - 1000)));
-	no_fault(_metadata, self);
+	EXPECT_NO_DMAR_FAULT(&self->kw);
 }
 
 /* The top of the IOVA space (VT-d's 39 bits), far from any vaddr. */
@@ -296,7 +284,7 @@ TEST_F(dma, high_iova)
 	EXPECT_BUF_INTACT();
 	ASSERT_OK(dev_read(self, I + P, out, XFER_MAX));
 	EXPECT_EQ(-1, first_diff(out, self->buf.va + P, XFER_MAX));
-	no_fault(_metadata, self);
+	EXPECT_NO_DMAR_FAULT(&self->kw);
 }
 
 TEST_F(dma, blocked_after_unmap)
@@ -313,7 +301,7 @@ TEST_F(dma, blocked_after_unmap)
 	ASSERT_OK(dev_write(self, IOVA_BASE + P, data, XFER_MAX));
 	memcpy(self->expect + P, data, XFER_MAX);
 	EXPECT_BUF_INTACT();
-	no_fault(_metadata, self);
+	EXPECT_NO_DMAR_FAULT(&self->kw);
 
 	ASSERT_OK(vfio_unmap(self->v.container, IOVA_BASE, self->buf.size, 0, &n));
 	ASSERT_EQ(self->buf.size, n);
@@ -378,7 +366,7 @@ TEST_F(dma, read_only_mapping)
 	/* The device may read... */
 	ASSERT_OK(dev_read(self, IOVA_BASE + 3 * P + 5, out, XFER_MAX));
 	EXPECT_EQ(-1, first_diff(out, self->buf.va + 3 * P + 5, XFER_MAX));
-	no_fault(_metadata, self);
+	EXPECT_NO_DMAR_FAULT(&self->kw);
 	/* ...but not write. */
 	pattern_fill(data, XFER_MAX, 0x4444);
 	ASSERT_OK(dev_write(self, IOVA_BASE + 3 * P, data, XFER_MAX));
@@ -399,7 +387,7 @@ TEST_F(dma, write_only_mapping)
 	ASSERT_OK(dev_write(self, IOVA_BASE + 2 * P, data, XFER_MAX));
 	memcpy(self->expect + 2 * P, data, XFER_MAX);
 	EXPECT_BUF_INTACT();
-	no_fault(_metadata, self);
+	EXPECT_NO_DMAR_FAULT(&self->kw);
 	/*
 	 * Reads are NOT blocked on VT-d with Linux 6.1: intel-iommu sets
 	 * DMA_FL_PTE_PRESENT (bit 0) in every PTE it writes, and bit 0 is
@@ -410,7 +398,7 @@ TEST_F(dma, write_only_mapping)
 	ASSERT_OK(dev_read(self, IOVA_BASE + 6 * P, out, XFER_MAX));
 	EXPECT_EQ(-1, first_diff(out, self->buf.va + 6 * P, XFER_MAX));
 	EXPECT_BUF_INTACT();
-	no_fault(_metadata, self);
+	EXPECT_NO_DMAR_FAULT(&self->kw);
 }
 
 /* Remapping the same IOVA to other memory: the device follows. */
@@ -430,7 +418,7 @@ TEST_F(dma, remap_follows)
 	ASSERT_OK(dev_write(self, IOVA_BASE + 10, data, XFER_MAX));
 	memcpy(self->expect + half + 10, data, XFER_MAX);
 	EXPECT_BUF_INTACT();
-	no_fault(_metadata, self);
+	EXPECT_NO_DMAR_FAULT(&self->kw);
 }
 
 TEST_HARNESS_MAIN

@@ -49,7 +49,6 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "kselftest_harness.h"
@@ -152,37 +151,6 @@ FIXTURE(fail_nth) {
 typedef FIXTURE_DATA(fail_nth) fx_t;
 
 /* --- small helpers ------------------------------------------------------ */
-
-static long ms_since(const struct timespec *t0)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (t.tv_sec - t0->tv_sec) * 1000 +
-	       (t.tv_nsec - t0->tv_nsec) / 1000000;
-}
-
-/* Poll GET_STATUS until nothing is pending. */
-static int wait_settled(int c, struct vfio_iommu_async_status *st)
-{
-	struct timespec t0;
-	int ret;
-
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	for (;;) {
-		ret = vfio_async_status(c, st);
-		if (ret)
-			return ret;
-		if (st->mapped_bytes + st->pending_bytes + st->failed_bytes !=
-		    st->deferred_bytes)
-			return -EPROTO;
-		if (!st->pending_bytes)
-			return 0;
-		if (ms_since(&t0) > SETTLE_MS)
-			return -ETIMEDOUT;
-		usleep(2000);
-	}
-}
 
 /* Fresh anonymous 4 KiB-page memory, not faulted in; freed in teardown. */
 static void *anon(fx_t *self, size_t size)
@@ -697,7 +665,8 @@ static void map_done(struct __test_metadata *_metadata, fx_t *self,
 	uint64_t n = 0;
 
 	if (m->deferred) {
-		ASSERT_OK(wait_settled(self->v.container, &st));
+		ASSERT_OK(vfio_async_wait_settled(self->v.container, &st,
+						  SETTLE_MS));
 		EXPECT_EQ(m->size, st.mapped_bytes);
 		EXPECT_EQ(0ULL, st.failed_bytes);
 	}
@@ -845,7 +814,8 @@ static void unmap_prepare(struct __test_metadata *_metadata, fx_t *self,
 	ASSERT_OK(snap_take(self, &u->m.start));
 	ASSERT_OK(map_call(self, &u->m));
 	if (u->m.cmd == VFIO_IOMMU_MAP_DMA_DEFERRED) {
-		ASSERT_OK(wait_settled(self->v.container, &st));
+		ASSERT_OK(vfio_async_wait_settled(self->v.container, &st,
+						  SETTLE_MS));
 		ASSERT_EQ(u->m.size, st.mapped_bytes);
 	}
 	memset(&u->arg, 0, sizeof(u->arg));
@@ -1236,7 +1206,7 @@ TEST_F_TIMEOUT(fail_nth, attach_join_mapped, 900)
 			   VFIO_RW));
 	ASSERT_OK(vfio_map_deferred(self->v.container, ADEF_IOVA, j.def_va, ADEF_SIZE,
 		       DRW));
-	ASSERT_OK(wait_settled(self->v.container, &st));
+	ASSERT_OK(vfio_async_wait_settled(self->v.container, &st, SETTLE_MS));
 	ASSERT_EQ(ADEF_SIZE, st.mapped_bytes);
 	self->group2 = vfio_group_open(getenv("VFIO_GROUP2"));
 	ASSERT_LE(0, self->group2);
@@ -1302,7 +1272,7 @@ static void background_case(struct __test_metadata *_metadata, fx_t *self,
 	ASSERT_OK(knob_set(&self->point, "times", val));
 
 	ASSERT_OK(vfio_map_deferred(self->v.container, BG_IOVA, va, BG_SIZE, DRW));
-	ASSERT_OK(wait_settled(self->v.container, &st));
+	ASSERT_OK(vfio_async_wait_settled(self->v.container, &st, SETTLE_MS));
 	ASSERT_OK(knob_get(&self->point, "times", &left));
 	knobs_restore(&self->point);
 	if (times > 0)

@@ -103,7 +103,6 @@
 #include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -111,7 +110,9 @@
 #include <unistd.h>
 
 #include "edu.h"
+#include "kmsg.h"
 #include "mem.h"
+#include "proc.h"
 #include "vfio_util.h"
 
 #define P		4096ULL
@@ -321,13 +322,6 @@ struct worker {
 	struct wstats *st;
 };
 
-static long now_ms(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return t.tv_sec * 1000L + t.tv_nsec / 1000000;
-}
 
 /* Print one line in one write(), so workers' lines never interleave. */
 static void say(const char *fmt, ...)
@@ -601,8 +595,7 @@ static void check_status(struct worker *w, const struct vfio_iommu_async_status 
 	uint64_t def_pfn = model_bytes(w, DEFERRED_PFNMAP);
 	uint64_t lo, hi, inflight;
 
-	if (s->mapped_bytes + s->pending_bytes + s->failed_bytes !=
-	    s->deferred_bytes)
+	if (!vfio_async_adds_up(s))
 		violation(w, "%s: status does not add up: mapped %llu + pending %llu + failed %llu != deferred %llu",
 			  when, (unsigned long long)s->mapped_bytes,
 			  (unsigned long long)s->pending_bytes,
@@ -2365,12 +2358,50 @@ static void child_main(struct worker *w, uint64_t cseed, int nops, int wr)
 		pause();
 }
 
+/* A mapping the child reported, as the parent learns it from its records. */
+struct child_map {
+	uint64_t iova, size;
+	bool alive;		/* not unmapped since */
+};
+#define CHILD_MAPS	16	/* the parent follows this many */
+
+/*
+ * Apply one record of the child to @maps: an attempt (ret 1) is @pending,
+ * its outcome @unknown, until its result comes. 1 for a result, else 0.
+ */
+static int child_rec(const struct crec *rec, struct child_map *maps, int *nm,
+		     struct crec *pending, bool *unknown)
+{
+	int i;
+
+	if (rec->ret == 1) {
+		*pending = *rec;
+		*unknown = true;
+		return 0;
+	}
+	*unknown = false;
+	if (rec->unmap) {
+		for (i = 0; i < *nm; i++)
+			if (maps[i].alive && maps[i].iova == rec->iova &&
+			    maps[i].size == rec->size && !rec->ret) {
+				maps[i].alive = false;
+				break;
+			}
+	} else if (!rec->ret && *nm < CHILD_MAPS) {
+		maps[*nm].iova = rec->iova;
+		maps[*nm].size = rec->size;
+		maps[*nm].alive = true;
+		(*nm)++;
+	}
+	return 1;
+}
+
 static void op_child(struct worker *w)
 {
 	uint64_t cseed = rng_next(&w->rng);
 	int nops = 1 + rnd(&w->rng, 10), j = rnd(&w->rng, nops + 1);
 	unsigned int delay = rnd(&w->rng, 3000);
-	struct { uint64_t iova, size; bool alive; } maps[16];
+	struct child_map maps[CHILD_MAPS];
 	struct crec rec, pending = { .ret = 0 };
 	struct vfio_iommu_async_status s;
 	int pfd[2], status, results = 0, nm = 0, i;
@@ -2396,53 +2427,14 @@ static void op_child(struct worker *w)
 	close(pfd[1]);
 	w->st->children++;
 	/* Read its records until the j-th result, then kill it. */
-	while (results < j && read(pfd[0], &rec, sizeof(rec)) == sizeof(rec)) {
-		if (rec.ret == 1) {
-			pending = rec;
-			unknown = true;
-			continue;
-		}
-		unknown = false;
-		results++;
-		if (rec.unmap) {
-			for (i = 0; i < nm; i++)
-				if (maps[i].alive && maps[i].iova == rec.iova &&
-				    maps[i].size == rec.size && !rec.ret) {
-					maps[i].alive = false;
-					break;
-				}
-		} else if (!rec.ret && nm < 16) {
-			maps[nm].iova = rec.iova;
-			maps[nm].size = rec.size;
-			maps[nm].alive = true;
-			nm++;
-		}
-	}
+	while (results < j && read(pfd[0], &rec, sizeof(rec)) == sizeof(rec))
+		results += child_rec(&rec, maps, &nm, &pending, &unknown);
 	usleep(delay);
 	kill(pid, SIGKILL);
 	if (waitpid(pid, &status, 0) != pid)
 		violation(w, "waitpid: %s", strerror(errno));
-	while (read(pfd[0], &rec, sizeof(rec)) == sizeof(rec)) {
-		if (rec.ret == 1) {
-			pending = rec;
-			unknown = true;
-			continue;
-		}
-		unknown = false;
-		if (rec.unmap) {
-			for (i = 0; i < nm; i++)
-				if (maps[i].alive && maps[i].iova == rec.iova &&
-				    maps[i].size == rec.size && !rec.ret) {
-					maps[i].alive = false;
-					break;
-				}
-		} else if (!rec.ret && nm < 16) {
-			maps[nm].iova = rec.iova;
-			maps[nm].size = rec.size;
-			maps[nm].alive = true;
-			nm++;
-		}
-	}
+	while (read(pfd[0], &rec, sizeof(rec)) == sizeof(rec))
+		child_rec(&rec, maps, &nm, &pending, &unknown);
 	close(pfd[0]);
 	if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGKILL)
 		violation(w, "child ended with status 0x%x", status);
@@ -2450,7 +2442,7 @@ static void op_child(struct worker *w)
 	/* Its mappings are still there; everything must still add up. */
 	if (vfio_async_status(w->container, &s))
 		violation(w, "GET_STATUS after the child: %s", strerror(errno));
-	if (s.mapped_bytes + s.pending_bytes + s.failed_bytes != s.deferred_bytes)
+	if (!vfio_async_adds_up(&s))
 		violation(w, "status does not add up after the child died");
 	taint_add(w, CHILD_WIN, CHILD_WIN_SIZE);
 
@@ -2653,17 +2645,15 @@ static void worker_main(uint64_t seed, int idx, long deadline_ms)
 	/* Some workers are unprivileged, under RLIMIT_MEMLOCK. */
 	w->unpriv = chance(&w->rng, 40) && getuid() == 0;
 	if (w->unpriv) {
-		struct rlimit rl;
-
 		w->rlimit = (16 + rnd(&w->rng, 49)) * MiB;
-		rl.rlim_cur = rl.rlim_max = w->rlimit;
 		w->huge = mmap(NULL, HUGE_VMA, PROT_READ | PROT_WRITE,
 			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 		if (w->huge == MAP_FAILED)
 			w->huge = NULL;
-		if (setrlimit(RLIMIT_MEMLOCK, &rl) || setgid(65534) ||
-		    setuid(65534))
-			violation(w, "cannot drop privileges: %s", strerror(errno));
+		ret = drop_privileges(w->rlimit);
+		if (ret)
+			violation(w, "cannot drop privileges: %s",
+				  strerror(-ret));
 		w->st->unpriv = 1;
 	}
 	if (vmlck_kb(0, &w->lck_base))
@@ -2696,66 +2686,12 @@ static void worker_main(uint64_t seed, int idx, long deadline_ms)
 
 /* --- the parent ------------------------------------------------------------- */
 
-static const char *const totals[] = {
-	"containers", "pinned_pages", "deferred_bytes", "sync_bytes",
-	"mapped_bytes", "pending_bytes", "failed_bytes",
+/* Kernel log records that fail a seed (see kmsg_reports()). */
+static const char *const kernel_bad[] = {
+	"WARNING:", "BUG:", "Oops", "general protection", "Call Trace",
+	"KASAN:", "UBSAN:", "kernel BUG", "blocked for more than",
+	"suspected memory leak",
 };
-
-static int totals_zero(char *why, size_t n)
-{
-	char path[128];
-	unsigned int i;
-	long v;
-
-	for (i = 0; i < sizeof(totals) / sizeof(totals[0]); i++) {
-		snprintf(path, sizeof(path), ASYNC_SYSFS "/%s", totals[i]);
-		if (sysfs_read_long(path, &v)) {
-			snprintf(why, n, "%s unreadable", path);
-			return 0;
-		}
-		if (v) {
-			snprintf(why, n, "%s is %ld", path, v);
-			return 0;
-		}
-	}
-	return 1;
-}
-
-/* Kernel reports in /dev/kmsg since @fd was opened; 1 if any. */
-static int kmsg_reports(int fd, char *why, size_t n)
-{
-	static const char *const bad[] = {
-		"WARNING:", "BUG:", "Oops", "general protection", "Call Trace",
-		"KASAN:", "UBSAN:", "kernel BUG", "blocked for more than",
-		"suspected memory leak",
-	};
-	char rec[2048];
-	int found = 0;
-	unsigned int i;
-	ssize_t r;
-
-	if (fd < 0)
-		return 0;
-	while ((r = read(fd, rec, sizeof(rec) - 1)) != 0) {
-		char *msg;
-
-		if (r < 0) {
-			if (errno == EPIPE)
-				continue;
-			break;
-		}
-		rec[r] = '\0';
-		msg = strchr(rec, ';');
-		msg = msg ? msg + 1 : rec;
-		for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-			if (strstr(msg, bad[i])) {
-				if (!found)
-					snprintf(why, n, "kernel: %.200s", msg);
-				found = 1;
-			}
-	}
-	return found;
-}
 
 static int set_group_modes(mode_t mode, mode_t *old)
 {
@@ -2784,7 +2720,7 @@ static int run_seed(uint64_t seed, int seconds, struct seed_result *res,
 {
 	char lockpath[64];
 	int lockfds[NGROUPS], kfd, i, failed = 0;
-	long limit_old = -1, limit, pins0, pins = 0, t0 = now_ms(), deadline;
+	long limit_old = -1, limit, pins0, t0 = now_ms(), deadline;
 	pid_t pids[MAXP];
 	mode_t modes[NGROUPS];
 	struct rng r = { .s = mix(seed) };
@@ -2899,34 +2835,23 @@ static int run_seed(uint64_t seed, int seconds, struct seed_result *res,
 
 	/* Everyone gone: nothing may be left behind. */
 	if (!failed) {
-		long t = now_ms();
 		char w2[200] = "";
 
-		for (;;) {
-			if (pins_outstanding(&pins))
-				pins = LONG_MIN;
-			if (pins == pins0 && totals_zero(w2, sizeof(w2)))
-				break;
-			if (now_ms() - t > 10000) {
-				failed = 1;
-				if (pins != pins0)
-					snprintf(why, whyn, "pins outstanding %+ld after all workers exited",
-						 pins - pins0);
-				else
-					snprintf(why, whyn, "after all workers exited: %s", w2);
-				break;
-			}
-			usleep(20000);
+		if (async_wait_clean(pins0, 10000, w2, sizeof(w2))) {
+			failed = 1;
+			snprintf(why, whyn, "after all workers exited: %s", w2);
 		}
 	}
 	{
-		char kwhy[256];
+		char rec[201];
 
-		if (kmsg_reports(kfd, kwhy, sizeof(kwhy))) {
+		if (kmsg_reports(kfd, kernel_bad,
+				 sizeof(kernel_bad) / sizeof(kernel_bad[0]),
+				 rec, sizeof(rec))) {
 			if (!why[0] || !failed)
-				snprintf(why, whyn, "%s", kwhy);
+				snprintf(why, whyn, "kernel: %s", rec);
 			else
-				say("# %s", kwhy);
+				say("# kernel: %s", rec);
 			failed = 1;
 		}
 	}

@@ -15,7 +15,6 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -213,10 +212,7 @@ static void child_main(const FIXTURE_VARIANT(leak) *variant, size_t size,
 		c = 'o';
 	else if (limit) {
 		/* Unprivileged, under a limit: half maps, the rest must not. */
-		struct rlimit rl = { .rlim_cur = limit, .rlim_max = limit };
-
-		if (setrlimit(RLIMIT_MEMLOCK, &rl) || setgid(65534) ||
-		    setuid(65534))
+		if (drop_privileges(limit))
 			c = 'u';
 		else if (vfio_map(v.container, IOVA_BASE, m.va, limit, VFIO_RW))
 			c = 'm';
@@ -241,22 +237,15 @@ static int child_start(struct __test_metadata *_metadata,
 		       const FIXTURE_VARIANT(leak) *variant, size_t size,
 		       size_t limit, struct child *ch)
 {
-	int down[2], up[2];
+	int rd, wr;
 	char c = 0;
 
-	ASSERT_EQ(0, pipe(down));
-	ASSERT_EQ(0, pipe(up));
-	ch->pid = fork();
+	ch->pid = fork_with_pipes(&rd, &wr);
 	ASSERT_LE(0, ch->pid);
-	if (ch->pid == 0) {
-		close(down[1]);
-		close(up[0]);
-		child_main(variant, size, limit, down[0], up[1]);
-	}
-	close(down[0]);
-	close(up[1]);
-	ch->to_child = down[1];
-	ch->from_child = up[0];
+	if (ch->pid == 0)
+		child_main(variant, size, limit, rd, wr);
+	ch->to_child = wr;
+	ch->from_child = rd;
 	ASSERT_EQ(1, read(ch->from_child, &c, 1));
 	if (c != 'K')
 		TH_LOG("child failed: '%c'", c);

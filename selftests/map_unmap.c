@@ -15,7 +15,6 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
-#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -474,7 +473,6 @@ static int rlimit_child(FIXTURE_DATA(mu) *self,
 			const FIXTURE_VARIANT(mu) *variant, uint64_t *got)
 {
 	size_t size = BUF_SIZE(self->g), half = size / 2;
-	struct rlimit rl = { .rlim_cur = half, .rlim_max = half };
 	int c = self->v.container, ret;
 	struct mem_buf m;
 	uint64_t n;
@@ -482,10 +480,8 @@ static int rlimit_child(FIXTURE_DATA(mu) *self,
 	/* Own memory: hugetlb MAP_PRIVATE COW after fork could SIGBUS. */
 	if (mem_alloc(&m, variant->backing, size))
 		return 10;
-	if (setrlimit(RLIMIT_MEMLOCK, &rl))
+	if (drop_privileges(half))
 		return 11;
-	if (setgid(65534) || setuid(65534))
-		return 12;
 	/* Exactly the limit: fine. */
 	ret = vfio_map(c, IOVA_BASE, m.va, half, VFIO_RW);
 	if (ret) {

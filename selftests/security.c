@@ -42,20 +42,16 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <limits.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "kselftest_harness.h"
@@ -67,7 +63,6 @@
 #define CHUNK		SZ_2M
 #define IOVA_HI		0x100000000ULL
 #define IOVA_HUGE	(64 * GiB)	/* 64 GiB at 64 GiB: inside VT-d's 39 bits */
-#define NOBODY		65534
 #define SETTLE_MS	120000
 #define RELEASE_MS	20000
 #define XFER		64
@@ -75,69 +70,6 @@
 #define DNOW	(DRW | VFIO_ASYNC_MAP_FLAG_NOW)
 
 /* --- helpers -------------------------------------------------------------- */
-
-static long now_ms(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return t.tv_sec * 1000L + t.tv_nsec / 1000000;
-}
-
-static int wait_settled(int c, struct vfio_iommu_async_status *st)
-{
-	long t0 = now_ms();
-	int ret;
-
-	for (;;) {
-		ret = vfio_async_status(c, st);
-		if (ret)
-			return ret;
-		if (st->mapped_bytes + st->pending_bytes + st->failed_bytes !=
-		    st->deferred_bytes)
-			return -EPROTO;
-		if (!st->pending_bytes)
-			return 0;
-		if (now_ms() - t0 > SETTLE_MS)
-			return -ETIMEDOUT;
-		usleep(2000);
-	}
-}
-
-static const char *const total_names[] = {
-	"containers", "pinned_pages", "deferred_bytes", "sync_bytes",
-	"mapped_bytes", "pending_bytes", "failed_bytes",
-};
-
-/* Wait until no container is left, pins are back, counters are 0. */
-static int wait_released(long pins0, char *why, size_t n)
-{
-	long t0 = now_ms(), pins = 0, v;
-	unsigned int i;
-
-	for (;;) {
-		char path[128];
-		int bad = 0;
-
-		for (i = 0; i < ARRAY_SIZE(total_names) && !bad; i++) {
-			snprintf(path, sizeof(path), ASYNC_SYSFS "/%s",
-				 total_names[i]);
-			if (sysfs_read_long(path, &v) || v) {
-				snprintf(why, n, "%s = %ld", total_names[i], v);
-				bad = 1;
-			}
-		}
-		if (!bad && (pins_outstanding(&pins) || pins != pins0)) {
-			snprintf(why, n, "pins outstanding %+ld", pins - pins0);
-			bad = 1;
-		}
-		if (!bad)
-			return 0;
-		if (now_ms() - t0 > RELEASE_MS)
-			return -ETIMEDOUT;
-		usleep(10000);
-	}
-}
 
 /* Send / receive file descriptors over a unix socket. */
 static int send_fds(int sock, const int *fds, int n)
@@ -177,44 +109,7 @@ static int recv_fds(int sock, int *fds, int n)
 	return 0;
 }
 
-/* Become uid/gid 65534 under RLIMIT_MEMLOCK = @limit (bytes). */
-static int drop_privileges(uint64_t limit)
-{
-	struct rlimit rl = { .rlim_cur = limit, .rlim_max = limit };
-
-	if (setrlimit(RLIMIT_MEMLOCK, &rl) || setgroups(0, NULL) ||
-	    setgid(NOBODY) || setuid(NOBODY))
-		return -errno;
-	return 0;
-}
-
-/* A child's report: "ok" or what went wrong, one line through a pipe. */
-static void __attribute__((format(printf, 2, 3)))
-report(int wr, const char *fmt, ...)
-{
-	char msg[256];
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	if (n > (int)sizeof(msg) - 1)
-		n = sizeof(msg) - 1;
-	if (write(wr, msg, n + 1) < 0)
-		_exit(3);
-}
-
-static void read_report(int rd, char *msg, size_t n)
-{
-	ssize_t r = read(rd, msg, n - 1);
-
-	msg[r > 0 ? r : 0] = '\0';
-	if (r <= 0)
-		snprintf(msg, n, "no report (child died?)");
-}
-
-/* Expect @ret to be -@err, else describe it into the report buffer. */
+/* In a child with the pipe end @wr: report what went wrong and exit 1. */
 #define CHILD_EXPECT(cond, ...) do {					\
 	if (!(cond)) {							\
 		report(wr, __VA_ARGS__);				\
@@ -249,7 +144,7 @@ FIXTURE_SETUP(security)
 	if (getuid())
 		SKIP(return, "needs root (to drop privileges in children)");
 	ASSERT_OK(pins_outstanding(&self->pins0));
-	if (wait_released(self->pins0, what, sizeof(what)))
+	if (async_wait_clean(self->pins0, RELEASE_MS, what, sizeof(what)))
 		TH_LOG("not clean at the start: %s", what);
 	ASSERT_OK(pins_outstanding(&self->pins0));
 	ASSERT_EQ(0, async_containers());
@@ -264,9 +159,10 @@ FIXTURE_TEARDOWN(security)
 				 self->limit_old);
 	if (_metadata->skip)
 		return;
-	if (wait_released(self->pins0, what, sizeof(what)))
+	if (async_wait_clean(self->pins0, RELEASE_MS, what, sizeof(what)))
 		TH_LOG("left behind: %s", what);
-	EXPECT_EQ(0, wait_released(self->pins0, what, sizeof(what)));
+	EXPECT_EQ(0, async_wait_clean(self->pins0, RELEASE_MS, what,
+				      sizeof(what)));
 }
 
 /* --- 1. RLIMIT_MEMLOCK: sync + deferred ----------------------------------- */
@@ -367,22 +263,11 @@ static void rlimit_child(int wr)
 
 TEST_F_TIMEOUT(security, rlimit_sync_and_deferred, 60)
 {
-	int pfd[2], status;
 	char msg[256];
-	pid_t pid;
+	int status;
 
 	RETURN_IF_SKIPPED();
-	ASSERT_EQ(0, pipe(pfd));
-	pid = fork();
-	ASSERT_LE(0, pid);
-	if (!pid) {
-		close(pfd[0]);
-		rlimit_child(pfd[1]);
-	}
-	close(pfd[1]);
-	read_report(pfd[0], msg, sizeof(msg));
-	ASSERT_EQ(pid, waitpid(pid, &status, 0));
-	close(pfd[0]);
+	ASSERT_OK(run_child(rlimit_child, msg, sizeof(msg), &status));
 	if (strcmp(msg, "ok"))
 		TH_LOG("unprivileged child: %s", msg);
 	EXPECT_STREQ("ok", msg);
@@ -431,24 +316,13 @@ static void huge_child(int wr)
 
 TEST_F_TIMEOUT(security, rlimit_allows_64g_deferred, 60)
 {
-	int pfd[2], status;
-	long slab_kb = 0;
 	unsigned long long mapped = 0;
+	long slab_kb = 0;
 	char msg[256];
-	pid_t pid;
+	int status;
 
 	RETURN_IF_SKIPPED();
-	ASSERT_EQ(0, pipe(pfd));
-	pid = fork();
-	ASSERT_LE(0, pid);
-	if (!pid) {
-		close(pfd[0]);
-		huge_child(pfd[1]);
-	}
-	close(pfd[1]);
-	read_report(pfd[0], msg, sizeof(msg));
-	ASSERT_EQ(pid, waitpid(pid, &status, 0));
-	close(pfd[0]);
+	ASSERT_OK(run_child(huge_child, msg, sizeof(msg), &status));
 	if (strncmp(msg, "ok", 2))
 		TH_LOG("unprivileged child: %s", msg);
 	ASSERT_EQ(0, strncmp(msg, "ok", 2));
@@ -505,7 +379,7 @@ static void other_child(int rd, int wr)
 
 TEST_F_TIMEOUT(security, vaddr_is_the_callers, 60)
 {
-	int down[2], up[2], status, c;
+	int rd, wr, status, c;
 	struct vfio_iommu_async_status st;
 	struct vfio_dev v;
 	struct edu e;
@@ -516,18 +390,11 @@ TEST_F_TIMEOUT(security, vaddr_is_the_callers, 60)
 	pid_t pid;
 
 	RETURN_IF_SKIPPED();
-	ASSERT_EQ(0, pipe(down));
-	ASSERT_EQ(0, pipe(up));
-	pid = fork();
+	pid = fork_with_pipes(&rd, &wr);
 	ASSERT_LE(0, pid);
-	if (!pid) {
-		close(down[1]);
-		close(up[0]);
-		other_child(down[0], up[1]);
-	}
-	close(down[0]);
-	close(up[1]);
-	read_report(up[0], msg, sizeof(msg));
+	if (!pid)
+		other_child(rd, wr);
+	read_report(rd, msg, sizeof(msg));
 	ASSERT_STREQ("ready", msg);
 
 	/* We have our own memory at SHARED_VA, nothing at OTHERS_VA. */
@@ -559,7 +426,7 @@ TEST_F_TIMEOUT(security, vaddr_is_the_callers, 60)
 	ASSERT_OK(vfio_map(c, IOVA_HI, SHARED_VA, 2 * MiB, VFIO_RW));
 	ASSERT_OK(vfio_map_deferred(c, IOVA_HI + 2 * MiB, (uint8_t *)SHARED_VA + 2 * MiB,
 		       2 * MiB, DRW));
-	ASSERT_OK(wait_settled(c, &st));
+	ASSERT_OK(vfio_async_wait_settled(c, &st, SETTLE_MS));
 	EXPECT_EQ(2 * MiB, st.mapped_bytes);
 	ASSERT_OK(pins_outstanding(&pins));
 	EXPECT_EQ(pins0 + (long)(4 * MiB / P), pins);
@@ -579,8 +446,8 @@ TEST_F_TIMEOUT(security, vaddr_is_the_callers, 60)
 	ASSERT_OK(vmlck_kb(pid, &lck));
 	EXPECT_EQ(lck_other, lck);
 
-	ASSERT_EQ(1, write(down[1], "v", 1));
-	read_report(up[0], msg, sizeof(msg));
+	ASSERT_EQ(1, write(wr, "v", 1));
+	read_report(rd, msg, sizeof(msg));
 	if (strcmp(msg, "ok"))
 		TH_LOG("other process: %s", msg);
 	EXPECT_STREQ("ok", msg);
@@ -638,7 +505,7 @@ static void receiver_child(int sock, int wr)
 		     ret ? strerror(-ret) : "success");
 	CHILD_EXPECT(vmlck(0) - base == 12 << 10, "receiver VmLck %+ld kB",
 		     vmlck(0) - base);
-	ret = wait_settled(c, &st);
+	ret = vfio_async_wait_settled(c, &st, SETTLE_MS);
 	CHILD_EXPECT(!ret && st.mapped_bytes == 8 * MiB && !st.failed_bytes,
 		     "settle: %s, mapped %llu failed %llu", strerror(-ret),
 		     (unsigned long long)st.mapped_bytes,
@@ -771,9 +638,8 @@ static long slab_kb(void)
 {
 	long kb = -1;
 
-	sysfs_write("/proc/sys/vm/drop_caches", "2");
 	usleep(50000);
-	if (meminfo_kb("Slab", &kb))
+	if (slab_settled_kb(&kb))
 		return -1;
 	return kb;
 }
@@ -814,7 +680,7 @@ TEST_F_TIMEOUT(security, entry_limit_and_slab, 120)
 	EXPECT_ERRNO(ENOSPC, vfio_map(v.container, IOVA_BASE, m, P, VFIO_RW));
 	ASSERT_OK(vfio_dma_avail(v.container, &avail));
 	EXPECT_EQ(0U, avail);
-	ASSERT_OK(wait_settled(v.container, &st));
+	ASSERT_OK(vfio_async_wait_settled(v.container, &st, SETTLE_MS));
 	EXPECT_EQ((uint64_t)limit * P, st.mapped_bytes);
 	slab_full = slab_kb();
 	TH_LOG("%d one-page deferred entries: Slab %+ld kB (%ld bytes each)",
@@ -901,7 +767,7 @@ static int mm_gone_round(struct __test_metadata *_metadata, long threads,
 			 char *why, size_t n)
 {
 	struct vfio_iommu_async_status st0, st;
-	int sv[2], pfd[2], fds[2] = { -1, -1 }, status, bad = 0;
+	int sv[2], pfd[2], fds[2] = { -1, -1 }, status = 0, bad = 0, ret;
 	long pins_exit, pins_end;
 	char msg[256];
 	uint64_t un;
@@ -927,7 +793,15 @@ static int mm_gone_round(struct __test_metadata *_metadata, long threads,
 		goto out;
 	}
 	/* Reaped: its mm has no task any more (exit_mm precedes the zombie). */
-	waitpid(pid, &status, 0);
+	do
+		ret = waitpid(pid, &status, 0);
+	while (ret < 0 && errno == EINTR);
+	if (ret != pid || !WIFEXITED(status) || WEXITSTATUS(status)) {
+		snprintf(why, n, "waitpid: %d (%s), status 0x%x", ret,
+			 ret < 0 ? strerror(errno) : "ok", status);
+		bad = 1;
+		goto out;
+	}
 	if (vfio_async_status(fds[0], &st0) || pins_outstanding(&pins_exit)) {
 		snprintf(why, n, "GET_STATUS");
 		bad = 1;
@@ -937,7 +811,8 @@ static int mm_gone_round(struct __test_metadata *_metadata, long threads,
 		bad = -1;
 		goto unmap;
 	}
-	if (wait_settled(fds[0], &st) || pins_outstanding(&pins_end)) {
+	if (vfio_async_wait_settled(fds[0], &st, SETTLE_MS) ||
+	    pins_outstanding(&pins_end)) {
 		snprintf(why, n, "settle");
 		bad = 1;
 		goto unmap;

@@ -68,14 +68,6 @@
 
 /* --- small helpers ------------------------------------------------------- */
 
-static long now_ms(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return t.tv_sec * 1000L + t.tv_nsec / 1000000;
-}
-
 struct rng {
 	uint64_t s;
 };
@@ -90,110 +82,13 @@ static uint64_t rnd(struct rng *r, uint64_t n)
 	return n ? z % n : z;
 }
 
-static bool adds_up(const struct vfio_iommu_async_status *st)
-{
-	return st->mapped_bytes + st->pending_bytes + st->failed_bytes ==
-	       st->deferred_bytes;
-}
-
-/* Poll until nothing is pending: 0, -ETIMEDOUT, -EPROTO (did not add up). */
-static int wait_settled(int c, struct vfio_iommu_async_status *st)
-{
-	long t0 = now_ms();
-	int ret;
-
-	for (;;) {
-		ret = vfio_async_status(c, st);
-		if (ret)
-			return ret;
-		if (!adds_up(st))
-			return -EPROTO;
-		if (!st->pending_bytes)
-			return 0;
-		if (now_ms() - t0 > SETTLE_MS)
-			return -ETIMEDOUT;
-		usleep(2000);
-	}
-}
-
-static const char *const total_names[] = {
-	"pinned_pages", "deferred_bytes", "sync_bytes", "mapped_bytes",
-	"pending_bytes", "failed_bytes",
+/* Kernel log records that fail a test (see kmsg_reports()). */
+static const char *const kernel_bad[] = {
+	"WARNING:", "BUG:", "Oops", "general protection", "Call Trace",
+	"KASAN:", "UBSAN:", "kernel BUG", "blocked for more than",
+	"suspected memory leak", "possible circular locking",
+	"lockdep", "INFO: task",
 };
-
-/* The module-wide counters that must be 0 with no container. */
-static int totals_nonzero(char *what, size_t n)
-{
-	char path[128];
-	unsigned int i;
-	long v;
-
-	for (i = 0; i < ARRAY_SIZE(total_names); i++) {
-		snprintf(path, sizeof(path), ASYNC_SYSFS "/%s", total_names[i]);
-		if (sysfs_read_long(path, &v))
-			v = -1;
-		if (v) {
-			snprintf(what, n, "%s = %ld", total_names[i], v);
-			return 1;
-		}
-	}
-	return 0;
-}
-
-/* Wait until every container is gone and pins are back to @pins0. */
-static int wait_released(long pins0, long *pins, int *containers)
-{
-	long t0 = now_ms();
-
-	for (;;) {
-		*containers = async_containers();
-		if (pins_outstanding(pins))
-			*pins = LONG_MIN;
-		if (*containers == 0 && *pins == pins0)
-			return 0;
-		if (now_ms() - t0 > RELEASE_MS)
-			return -ETIMEDOUT;
-		usleep(10000);
-	}
-}
-
-/* Kernel reports in /dev/kmsg since @fd was opened at its end. */
-static int kmsg_reports(int fd, char *first, size_t n)
-{
-	static const char *const bad[] = {
-		"WARNING:", "BUG:", "Oops", "general protection", "Call Trace",
-		"KASAN:", "UBSAN:", "kernel BUG", "blocked for more than",
-		"suspected memory leak", "possible circular locking",
-		"lockdep", "INFO: task",
-	};
-	char rec[2048];
-	int found = 0;
-	unsigned int i;
-	ssize_t r;
-
-	if (fd < 0)
-		return 0;
-	while ((r = read(fd, rec, sizeof(rec) - 1)) != 0) {
-		char *msg;
-
-		if (r < 0) {
-			if (errno == EPIPE)
-				continue;
-			break;
-		}
-		rec[r] = '\0';
-		msg = strchr(rec, ';');
-		msg = msg ? msg + 1 : rec;
-		for (i = 0; i < ARRAY_SIZE(bad); i++) {
-			if (strstr(msg, bad[i])) {
-				if (!found++)
-					snprintf(first, n, "%.300s", msg);
-				break;
-			}
-		}
-	}
-	return found;
-}
 
 /* Fresh anonymous memory, not touched; THP advised when @thp. */
 static uint8_t *fresh(size_t size, bool thp)
@@ -264,8 +159,9 @@ FIXTURE_SETUP(stress)
 	}
 	/* Start from nothing (a container just closed may lag a little). */
 	ASSERT_OK(pins_outstanding(&self->pins0));
-	ASSERT_EQ(0, wait_released(self->pins0, &pins, &containers));
-	ASSERT_EQ(0, totals_nonzero(what, sizeof(what)));
+	ASSERT_EQ(0, async_wait_released(self->pins0, RELEASE_MS, &pins,
+					 &containers));
+	ASSERT_EQ(0, async_totals_nonzero(what, sizeof(what)));
 	ASSERT_OK(vmlck_kb(0, &self->lck0));
 	self->kfd = open("/dev/kmsg", O_RDONLY | O_NONBLOCK | O_CLOEXEC);
 	if (self->kfd >= 0)
@@ -280,15 +176,17 @@ FIXTURE_TEARDOWN(stress)
 
 	if (_metadata->skip)
 		return;
-	EXPECT_EQ(0, wait_released(self->pins0, &pins, &containers));
+	EXPECT_EQ(0, async_wait_released(self->pins0, RELEASE_MS, &pins,
+					 &containers));
 	EXPECT_EQ(0, containers);
 	EXPECT_EQ(self->pins0, pins);
-	if (totals_nonzero(what, sizeof(what)))
+	if (async_totals_nonzero(what, sizeof(what)))
 		TH_LOG("module-wide counter left: %s", what);
-	EXPECT_EQ(0, totals_nonzero(what, sizeof(what)));
+	EXPECT_EQ(0, async_totals_nonzero(what, sizeof(what)));
 	EXPECT_OK(vmlck_kb(0, &lck));
 	EXPECT_EQ(self->lck0, lck);
-	if (kmsg_reports(self->kfd, what, sizeof(what))) {
+	if (kmsg_reports(self->kfd, kernel_bad, ARRAY_SIZE(kernel_bad), what,
+			 sizeof(what))) {
 		TH_LOG("kernel: %s", what);
 		EXPECT_TRUE(false);
 	}
@@ -360,7 +258,7 @@ static void *unmap_racer(void *arg)
 		ret = vfio_async_status(v.container, &st);
 		if (!ret && st.mapped_bytes && st.pending_bytes)
 			r->mid_sweep++;
-		if (!ret && !adds_up(&st))
+		if (!ret && !vfio_async_adds_up(&st))
 			snprintf(r->err, sizeof(r->err), "status does not add up");
 		if (how < 5) {		/* one range over all of them */
 			ret = vfio_unmap(v.container, IOVA_HI, iova - IOVA_HI, 0, &n);
@@ -375,7 +273,7 @@ static void *unmap_racer(void *arg)
 						 0, &m);
 				n += m;
 				if (!ret && k && !vfio_async_status(v.container, &st) &&
-				    !adds_up(&st))
+				    !vfio_async_adds_up(&st))
 					snprintf(r->err, sizeof(r->err),
 						 "status does not add up");
 			}
@@ -570,7 +468,8 @@ static int churn_round(FIXTURE_DATA(stress) *self, struct rng *g,
 		ch->ends[how[i]]++;
 	}
 	/* Released: no container, no pin, the group free again. */
-	if (exclusive && wait_released(pins0, &pins, &containers)) {
+	if (exclusive &&
+	    async_wait_released(pins0, RELEASE_MS, &pins, &containers)) {
 		snprintf(ch->err, sizeof(ch->err),
 			 "after the children: %d containers, %+ld pins",
 			 containers, pins - pins0);
@@ -727,7 +626,7 @@ static void many_child(FIXTURE_DATA(stress) *self, int id, long deadline,
 			goto fail;
 		}
 		if (rnd(&g, 2)) {
-			ret = wait_settled(c, &st);
+			ret = vfio_async_wait_settled(c, &st, SETTLE_MS);
 			if (ret || st.mapped_bytes != dsize ||
 			    st.pinned_pages != (dsize + 2 * MiB) / P) {
 				snprintf(err, 256, "settle: %s, mapped %llu of %llu, pinned %llu",
@@ -901,7 +800,8 @@ static void pressure_loop(const char *group, const char *bdf, long deadline,
 		}
 		ret = vfio_map_deferred(v.container, IOVA_HI, mem, size, DRW);
 		if (!ret)
-			ret = wait_settled(v.container, &st);
+			ret = vfio_async_wait_settled(v.container, &st,
+						      SETTLE_MS);
 		if (ret || st.failed_bytes || st.mapped_bytes != size) {
 			snprintf(pr->err, sizeof(pr->err),
 				 "sweep: %s, mapped %llu failed %llu (first error %d)",

@@ -103,3 +103,36 @@ void kmsg_drain(struct kmsg_watch *w)
 	while (kmsg_next_dmar_fault(w, &f, 0) == 1)
 		;
 }
+
+int kmsg_reports(int fd, const char *const *bad, size_t nbad, char *first,
+		 size_t n)
+{
+	char rec[2048];
+	int found = 0;
+	size_t i;
+	ssize_t r;
+
+	if (fd < 0)
+		return 0;
+	while ((r = read(fd, rec, sizeof(rec) - 1)) != 0) {
+		char *msg;
+
+		if (r < 0) {
+			/* EPIPE: records overwritten before we read them. */
+			if (errno == EPIPE)
+				continue;
+			break;
+		}
+		rec[r] = '\0';
+		msg = strchr(rec, ';');
+		msg = msg ? msg + 1 : rec;
+		for (i = 0; i < nbad; i++) {
+			if (strstr(msg, bad[i])) {
+				if (!found++)
+					snprintf(first, n, "%s", msg);
+				break;
+			}
+		}
+	}
+	return found;
+}

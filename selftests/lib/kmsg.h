@@ -10,6 +10,7 @@
 #define KMSG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct kmsg_watch {
@@ -35,5 +36,13 @@ int kmsg_next_dmar_fault(struct kmsg_watch *w, struct dmar_fault *f,
 			 int wait_ms);
 /* Drop every record logged so far. */
 void kmsg_drain(struct kmsg_watch *w);
+
+/*
+ * Kernel reports: the records left to read on @fd (a non-blocking
+ * /dev/kmsg fd, or -1 for none) that hold one of the @nbad strings. How
+ * many; the text of the first one in @first.
+ */
+int kmsg_reports(int fd, const char *const *bad, size_t nbad, char *first,
+		 size_t n);
 
 #endif

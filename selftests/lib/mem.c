@@ -4,6 +4,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <dirent.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -159,6 +160,32 @@ int meminfo_kb(const char *field, long *kb)
 	}
 	fclose(f);
 	return ret;
+}
+
+/*
+ * Freed slab objects sit in per-CPU lists and, with KASAN, in its
+ * quarantine for a while: shrinking every cache hands them back, so that
+ * Slab in /proc/meminfo is what is really allocated.
+ */
+int slab_settled_kb(long *kb)
+{
+	char path[512];
+	struct dirent *e;
+	DIR *dir;
+
+	sysfs_write("/proc/sys/vm/drop_caches", "2");
+	dir = opendir("/sys/kernel/slab");
+	if (dir) {
+		while ((e = readdir(dir))) {
+			if (e->d_name[0] == '.')
+				continue;
+			snprintf(path, sizeof(path), "/sys/kernel/slab/%s/shrink",
+				 e->d_name);
+			sysfs_write(path, "1");
+		}
+		closedir(dir);
+	}
+	return meminfo_kb("Slab", kb);
 }
 
 #define NR_HUGEPAGES "/proc/sys/vm/nr_hugepages"

@@ -77,5 +77,6 @@ int pins_outstanding(long *pins);
 int vmlck_kb(pid_t pid, long *kb);
 /* Any "Name:  value kB" field of /proc/meminfo. */
 int meminfo_kb(const char *field, long *kb);
+int slab_settled_kb(long *kb);
 
 #endif

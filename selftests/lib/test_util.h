@@ -9,6 +9,7 @@
 #include "edu.h"
 #include "kmsg.h"
 #include "mem.h"
+#include "proc.h"
 #include "vfio_util.h"
 
 /*
@@ -70,6 +71,16 @@
 		TH_LOG("%s: want %s, got %s", #expr, strerror(err),	\
 		       __r ? strerror(-__r) : "success");		\
 	EXPECT_EQ(-(err), __r);						\
+} while (0)
+
+/* A transfer that should have worked: no DMAR fault line on watch @kw. */
+#define EXPECT_NO_DMAR_FAULT(kw) do {					\
+	struct dmar_fault __f;						\
+	int __r = kmsg_next_dmar_fault((kw), &__f, 0);			\
+									\
+	if (__r == 1)							\
+		TH_LOG("unexpected DMAR fault: %s", __f.line);		\
+	EXPECT_EQ(0, __r);						\
 } while (0)
 
 #endif

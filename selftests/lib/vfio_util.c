@@ -2,6 +2,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +10,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "mem.h"
+#include "proc.h"
 #include "vfio_util.h"
 
 static int neg_errno(void)
@@ -174,6 +177,16 @@ bool sabotage(const char *mode)
 	return false;
 }
 
+/* leak-pin: one page of @vaddr mapped (pinned) at *@hidden for good. */
+static void leak_pin(int container, const void *vaddr, uint64_t *hidden)
+{
+	vfio_map_raw(container, &(struct vfio_iommu_type1_dma_map){
+		.argsz = sizeof(struct vfio_iommu_type1_dma_map),
+		.flags = VFIO_RW, .vaddr = (uintptr_t)vaddr,
+		.iova = *hidden, .size = PAGE_4K });
+	*hidden += PAGE_4K;
+}
+
 int vfio_map(int container, uint64_t iova, const void *vaddr, uint64_t size,
 	     uint32_t flags)
 {
@@ -195,11 +208,7 @@ int vfio_map(int container, uint64_t iova, const void *vaddr, uint64_t size,
 	if (sabotage("leak-pin") && size >= 2 * PAGE_4K) {
 		static uint64_t hidden = 0x7000000000ULL;
 
-		vfio_map_raw(container, &(struct vfio_iommu_type1_dma_map){
-			.argsz = sizeof(map), .flags = VFIO_RW,
-			.vaddr = (uintptr_t)vaddr, .iova = hidden,
-			.size = PAGE_4K });
-		hidden += PAGE_4K;
+		leak_pin(container, vaddr, &hidden);
 	}
 	return vfio_map_raw(container, &map);
 }
@@ -222,11 +231,7 @@ int vfio_map_deferred(int container, uint64_t iova, const void *vaddr,
 	if (sabotage("leak-pin") && size >= 2 * PAGE_4K) {
 		static uint64_t hidden = 0x7100000000ULL;
 
-		vfio_map_raw(container, &(struct vfio_iommu_type1_dma_map){
-			.argsz = sizeof(struct vfio_iommu_type1_dma_map),
-			.flags = VFIO_RW, .vaddr = (uintptr_t)vaddr,
-			.iova = hidden, .size = PAGE_4K });
-		hidden += PAGE_4K;
+		leak_pin(container, vaddr, &hidden);
 	}
 	return ioctl(container, VFIO_IOMMU_MAP_DMA_DEFERRED, &map) ? -errno : 0;
 }
@@ -236,6 +241,32 @@ int vfio_async_status(int container, struct vfio_iommu_async_status *st)
 	memset(st, 0, sizeof(*st));
 	st->argsz = sizeof(*st);
 	return ioctl(container, VFIO_IOMMU_ASYNC_GET_STATUS, st) ? -errno : 0;
+}
+
+bool vfio_async_adds_up(const struct vfio_iommu_async_status *st)
+{
+	return st->mapped_bytes + st->pending_bytes + st->failed_bytes ==
+	       st->deferred_bytes;
+}
+
+int vfio_async_wait_settled(int container, struct vfio_iommu_async_status *st,
+			    long timeout_ms)
+{
+	long t0 = now_ms();
+	int ret;
+
+	for (;;) {
+		ret = vfio_async_status(container, st);
+		if (ret)
+			return ret;
+		if (!vfio_async_adds_up(st))
+			return -EPROTO;
+		if (!st->pending_bytes)
+			return 0;
+		if (now_ms() - t0 > timeout_ms)
+			return -ETIMEDOUT;
+		usleep(2000);
+	}
 }
 
 int async_container_dir(pid_t pid, char *out, size_t n)
@@ -483,6 +514,69 @@ int async_dropin(void)
 	if (buf[0] == 'N' || buf[0] == 'n' || buf[0] == '0')
 		return 0;
 	return -EINVAL;
+}
+
+int async_totals_nonzero(char *why, size_t n)
+{
+	static const char *const names[] = {
+		"containers", "pinned_pages", "deferred_bytes", "sync_bytes",
+		"mapped_bytes", "pending_bytes", "failed_bytes",
+	};
+	char path[128];
+	unsigned int i;
+	long v;
+
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		snprintf(path, sizeof(path), ASYNC_SYSFS "/%s", names[i]);
+		if (sysfs_read_long(path, &v)) {
+			snprintf(why, n, "%s unreadable", names[i]);
+			return 1;
+		}
+		if (v) {
+			snprintf(why, n, "%s = %ld", names[i], v);
+			return 1;
+		}
+	}
+	return 0;
+}
+
+int async_wait_released(long pins0, long timeout_ms, long *pins,
+			int *containers)
+{
+	long t0 = now_ms();
+
+	for (;;) {
+		*containers = async_containers();
+		if (pins_outstanding(pins))
+			*pins = LONG_MIN;
+		if (*containers == 0 && *pins == pins0)
+			return 0;
+		if (now_ms() - t0 > timeout_ms)
+			return -ETIMEDOUT;
+		usleep(10000);
+	}
+}
+
+int async_wait_clean(long pins0, long timeout_ms, char *why, size_t n)
+{
+	long t0 = now_ms(), pins;
+
+	for (;;) {
+		bool clean = !async_totals_nonzero(why, n);
+
+		if (clean && pins_outstanding(&pins)) {
+			snprintf(why, n, "pins outstanding unreadable");
+			clean = false;
+		} else if (clean && pins != pins0) {
+			snprintf(why, n, "pins outstanding %+ld", pins - pins0);
+			clean = false;
+		}
+		if (clean)
+			return 0;
+		if (now_ms() - t0 > timeout_ms)
+			return -ETIMEDOUT;
+		usleep(10000);
+	}
 }
 
 const char *type1v2_backend(void)

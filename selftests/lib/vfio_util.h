@@ -82,6 +82,15 @@ int vfio_map_raw(int container, struct vfio_iommu_type1_dma_map *map);
 int vfio_map_deferred(int container, uint64_t iova, const void *vaddr,
 		      uint64_t size, uint32_t flags);
 int vfio_async_status(int container, struct vfio_iommu_async_status *st);
+/* mapped + pending + failed == deferred: what every sample must show. */
+bool vfio_async_adds_up(const struct vfio_iommu_async_status *st);
+/*
+ * Poll GET_STATUS (every 2 ms) until nothing is pending: 0, -ETIMEDOUT
+ * after @timeout_ms, -EPROTO as soon as a sample does not add up, or
+ * -errno; *st is the last sample.
+ */
+int vfio_async_wait_settled(int container, struct vfio_iommu_async_status *st,
+			    long timeout_ms);
 /* The sysfs directory of the one container process @pid set up. */
 int async_container_dir(pid_t pid, char *out, size_t n);
 int vfio_unmap(int container, uint64_t iova, uint64_t size, uint32_t flags,
@@ -114,6 +123,25 @@ int sysfs_write_long(const char *path, long val);
 bool async_loaded(void);
 int async_containers(void);		/* >= 0, or -errno */
 int async_dropin(void);			/* 1 (Y), 0 (N), or -errno */
+/*
+ * The module-wide counters that are 0 when no container is left
+ * (containers included): 0 when they all are, else 1 with the first one
+ * that is not (or cannot be read) in @why.
+ */
+int async_totals_nonzero(char *why, size_t n);
+/*
+ * Wait up to @timeout_ms (polling every 10 ms) until no container is left
+ * and the pins outstanding are back to @pins0: 0 or -ETIMEDOUT, with the
+ * last sample in *pins (LONG_MIN: unreadable) and *containers.
+ */
+int async_wait_released(long pins0, long timeout_ms, long *pins,
+			int *containers);
+/*
+ * Wait the same way until the module holds nothing: every counter of
+ * async_totals_nonzero() at 0 and the pins back to @pins0. 0, or
+ * -ETIMEDOUT with what was still held in @why.
+ */
+int async_wait_clean(long pins0, long timeout_ms, char *why, size_t n);
 /* Module (directory name under /sys/module) that serves VFIO_TYPE1v2_IOMMU. */
 const char *type1v2_backend(void);
 /* Module serving @iommu_type, or NULL if none can. */
