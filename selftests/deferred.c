@@ -213,7 +213,7 @@ static void anon_free(FIXTURE_DATA(deferred) *self, void *p)
 FIXTURE_SETUP(deferred)
 {
 	const char *why = vfio_env_missing(VFIO_ASYNC_IOMMU);
-	int ret, waited = 0;
+	int waited = 0;
 
 	vfio_dev_init(&self->v);
 	edu_init(&self->edu);
@@ -234,12 +234,7 @@ FIXTURE_SETUP(deferred)
 	ASSERT_OK(pins_outstanding(&self->pins_open));
 	ASSERT_OK(vmlck_kb(0, &self->lck_open));
 
-	ret = vfio_dev_open_env(&self->v, VFIO_ASYNC_IOMMU);
-	if (ret)
-		TH_LOG("%s failed", self->v.step);
-	ASSERT_OK(ret);
-	ASSERT_OK(edu_open(&self->edu, self->v.device));
-	ASSERT_OK(edu_scratch_map(&self->edu, self->v.container, IOVA_SCRATCH));
+	open_edu_device(_metadata, &self->v, &self->edu, VFIO_ASYNC_IOMMU);
 	ASSERT_OK(kmsg_watch_start(&self->kw, getenv("VFIO_BDF")));
 	ASSERT_OK(async_container_dir(getpid(), self->dir, sizeof(self->dir)));
 

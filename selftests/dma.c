@@ -70,12 +70,7 @@ FIXTURE_SETUP(dma)
 	self->expect = malloc(size);
 	ASSERT_NE(NULL, self->expect);
 
-	ret = vfio_dev_open_env(&self->v, variant->iommu_type);
-	if (ret)
-		TH_LOG("%s failed", self->v.step);
-	ASSERT_OK(ret);
-	ASSERT_OK(edu_open(&self->edu, self->v.device));
-	ASSERT_OK(edu_scratch_map(&self->edu, self->v.container, IOVA_SCRATCH));
+	open_edu_device(_metadata, &self->v, &self->edu, variant->iommu_type);
 	ASSERT_OK(kmsg_watch_start(&self->kw, getenv("VFIO_BDF")));
 }
 

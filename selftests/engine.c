@@ -8,6 +8,8 @@
  *   Counted by /sys/kernel/vfio_async/iommu_map_calls (ours only).
  * - Device memory (a VM_PFNMAP mmap of a VFIO BAR, as a VMM maps for
  *   peer-to-peer) maps without a pin and without locked_vm, as with type1.
+ * - A second group behind the same IOMMU joins the first one's domain:
+ *   mapping then costs the same number of calls, not one more per domain.
  */
 #include <errno.h>
 #include <string.h>
@@ -216,6 +218,41 @@ TEST_F(engine, hole_in_range_is_refused_cleanly)
 	ASSERT_OK(pins_outstanding(&pins1));
 	EXPECT_EQ(pins0, pins1);
 	munmap(va, 8 * PAGE_4K);
+}
+
+/*
+ * Both edu devices sit behind the same emulated VT-d: the second group is
+ * attached to the existing domain, so a mapping is made once, not twice.
+ */
+TEST_F(engine, second_group_shares_the_domain)
+{
+	const char *group2 = getenv("VFIO_GROUP2");
+	long alone, shared;
+	struct mem_buf m;
+	int g2, ret;
+
+	RETURN_IF_SKIPPED();
+	if (!served_by_async(variant->iommu_type))
+		SKIP(return, "iommu_map_calls is this module's counter");
+	if (!group2)
+		SKIP(return, "no second device (VFIO_GROUP2 unset)");
+	ret = mem_alloc(&m, MEM_THP, 4 * SZ_2M);
+	if (ret == -ENOTSUP)
+		SKIP(return, "no transparent huge pages");
+	ASSERT_OK(ret);
+	alone = map_calls_for(_metadata, &self->v, variant->iommu_type, &m);
+
+	g2 = vfio_group_open(group2);
+	ASSERT_LE(0, g2);
+	ASSERT_OK(vfio_group_set_container(g2, self->v.container));
+	shared = map_calls_for(_metadata, &self->v, variant->iommu_type, &m);
+	EXPECT_OK(vfio_group_unset_container(g2));
+	close(g2);
+	mem_free(&m);
+	TH_LOG("iommu_map calls: %ld with one group, %ld with two", alone,
+	       shared);
+	EXPECT_LE(1, alone);
+	EXPECT_EQ(alone, shared);
 }
 
 TEST_HARNESS_MAIN

@@ -571,12 +571,7 @@ FIXTURE_SETUP(fail_nth)
 	}
 	ASSERT_EQ(0, async_containers());
 
-	ret = vfio_dev_open_env(&self->v, VFIO_ASYNC_IOMMU);
-	if (ret)
-		TH_LOG("%s failed", self->v.step);
-	ASSERT_OK(ret);
-	ASSERT_OK(edu_open(&self->edu, self->v.device));
-	ASSERT_OK(edu_scratch_map(&self->edu, self->v.container, IOVA_SCRATCH));
+	open_edu_device(_metadata, &self->v, &self->edu, VFIO_ASYNC_IOMMU);
 	ASSERT_OK(async_container_dir(getpid(), self->dir, sizeof(self->dir)));
 	pattern_fill(self->probe, XFER, 0x0fa11);
 	ASSERT_OK(edu_buf_write(&self->edu, PROBE_OFF, self->probe, XFER));

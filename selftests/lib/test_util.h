@@ -73,6 +73,23 @@
 	EXPECT_EQ(-(err), __r);						\
 } while (0)
 
+/*
+ * What every DMA fixture starts with: VFIO_GROUP's device on a container
+ * of @type, driven as edu @e, with its scratch page mapped.
+ */
+static inline void open_edu_device(struct __test_metadata *_metadata,
+				   struct vfio_dev *v, struct edu *e,
+				   unsigned long type)
+{
+	int ret = vfio_dev_open_env(v, type);
+
+	if (ret)
+		TH_LOG("%s failed", v->step);
+	ASSERT_OK(ret);
+	ASSERT_OK(edu_open(e, v->device));
+	ASSERT_OK(edu_scratch_map(e, v->container, IOVA_SCRATCH));
+}
+
 /* A transfer that should have worked: no DMAR fault line on watch @kw. */
 #define EXPECT_NO_DMAR_FAULT(kw) do {					\
 	struct dmar_fault __f;						\

@@ -187,6 +187,24 @@ static void leak_pin(int container, const void *vaddr, uint64_t *hidden)
 	*hidden += PAGE_4K;
 }
 
+/*
+ * See vfio_util.h: a deliberately broken backend, for test-the-test.
+ * map-shift maps IOVA page k to user page k + 1; leak-pin pins one page
+ * more, at a hidden IOVA (*@hidden, advanced), that is never unmapped.
+ */
+static void sabotage_map(int container, const void *vaddr, __u64 *uvaddr,
+			 __u64 *size, uint64_t *hidden)
+{
+	if (*size < 2 * PAGE_4K)
+		return;
+	if (sabotage("map-shift")) {
+		*uvaddr += PAGE_4K;
+		*size -= PAGE_4K;
+	}
+	if (sabotage("leak-pin"))
+		leak_pin(container, vaddr, hidden);
+}
+
 int vfio_map(int container, uint64_t iova, const void *vaddr, uint64_t size,
 	     uint32_t flags)
 {
@@ -198,18 +216,11 @@ int vfio_map(int container, uint64_t iova, const void *vaddr, uint64_t size,
 		.size = size,
 	};
 
-	/* See vfio_util.h: a deliberately broken backend, for test-the-test. */
-	if (sabotage("map-shift") && size >= 2 * PAGE_4K) {
-		map.vaddr += PAGE_4K;	/* IOVA page k -> user page k + 1 */
-		map.size -= PAGE_4K;
-	}
+	static uint64_t hidden = 0x7000000000ULL;
+
+	sabotage_map(container, vaddr, &map.vaddr, &map.size, &hidden);
 	if (sabotage("ro-as-rw") && flags == VFIO_DMA_MAP_FLAG_READ)
 		map.flags = VFIO_RW;
-	if (sabotage("leak-pin") && size >= 2 * PAGE_4K) {
-		static uint64_t hidden = 0x7000000000ULL;
-
-		leak_pin(container, vaddr, &hidden);
-	}
 	return vfio_map_raw(container, &map);
 }
 
@@ -224,15 +235,9 @@ int vfio_map_deferred(int container, uint64_t iova, const void *vaddr,
 		.size = size,
 	};
 
-	if (sabotage("map-shift") && size >= 2 * PAGE_4K) {
-		map.vaddr += PAGE_4K;
-		map.size -= PAGE_4K;
-	}
-	if (sabotage("leak-pin") && size >= 2 * PAGE_4K) {
-		static uint64_t hidden = 0x7100000000ULL;
+	static uint64_t hidden = 0x7100000000ULL;
 
-		leak_pin(container, vaddr, &hidden);
-	}
+	sabotage_map(container, vaddr, &map.vaddr, &map.size, &hidden);
 	return ioctl(container, VFIO_IOMMU_MAP_DMA_DEFERRED, &map) ? -errno : 0;
 }
 
