@@ -11,27 +11,33 @@
 #   make check-debug     the suite on a KASAN/lockdep/kmemleak debug kernel
 #   make dkms-check      add/build/install with DKMS, then run the VM on that .ko
 #   make deb             a Debian vfio-iommu-async-dkms package in build/
+#   make fresh-check     the README's Quick start on a bare Debian 12 root
 #
 # The target is Debian 12's 6.1 kernel; the build machine's own kernel is not
 # one. KERNELRELEASE and KDIR override what scripts/target-kernel finds.
+#
+# Everything that depends on installed packages (the kernel release, its
+# build directory) is a recursive variable, expanded only in recipes, which
+# run after "setup" has installed the packages: on a bare machine the first
+# "make" installs them, then finds the kernel. Never use := for these.
 
-KERNELRELEASE ?= $(shell scripts/target-kernel 2>/dev/null)
+KERNELRELEASE ?= $(shell scripts/target-kernel)
 KDIR ?= /lib/modules/$(KERNELRELEASE)/build
-KSRC_TARBALL ?= /usr/src/linux-source-6.1.tar.xz
 
-KBUILD_ARGS := -C $(KDIR) M=$(CURDIR)/kmod CONFIG_VFIO_IOMMU_ASYNC=m
+KBUILD_ARGS = -C $(KDIR) M=$(CURDIR)/kmod CONFIG_VFIO_IOMMU_ASYNC=m
 KO := kmod/vfio_iommu_async.ko
 BUILD := build
 CHECKPATCH := $(BUILD)/ksrc/scripts/checkpatch.pl
 
 .PHONY: all modules clean lint check check-layout selftests demo bench \
-	setup dkms-check deb install check-debug
+	setup dkms-check deb install check-debug fresh-check
 
 all: modules
 
 # Resolved late, so that "make check" on a bare machine installs first.
 modules: setup
-	@test -d "$(KDIR)" || { echo "no kernel build directory $(KDIR)" >&2; exit 1; }
+	@test -n "$(KERNELRELEASE)" && test -d "$(KDIR)" || \
+		{ echo "no kernel build directory '$(KDIR)'" >&2; exit 1; }
 	$(MAKE) $(KBUILD_ARGS) modules
 
 setup:
@@ -41,7 +47,7 @@ install: modules
 	$(MAKE) $(KBUILD_ARGS) modules_install
 	depmod -a $(KERNELRELEASE)
 
-$(CHECKPATCH):
+$(CHECKPATCH): | setup
 	scripts/ksrc-extract $(BUILD)/ksrc scripts/checkpatch.pl \
 		scripts/spelling.txt scripts/const_structs.checkpatch
 
@@ -77,6 +83,10 @@ dkms-check: setup
 
 deb: setup
 	scripts/mkdeb $(BUILD)
+
+# Not after setup: it checks that the commands above install what they need.
+fresh-check:
+	scripts/fresh-check
 
 clean:
 	-$(MAKE) $(KBUILD_ARGS) clean
