@@ -11,10 +11,10 @@
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <linux/device.h>
-#include <linux/irqdomain.h>
 #include <linux/slab.h>
 #include <linux/vfio.h>
 
+#include "compat.h"
 #include "vfio_async.h"
 
 void *vfio_async_open(unsigned long type)
@@ -31,7 +31,9 @@ void *vfio_async_open(unsigned long type)
 	if (!c)
 		return ERR_PTR(-ENOMEM);
 
+	kref_init(&c->ref);
 	mutex_init(&c->lock);
+	spin_lock_init(&c->chunk_lock);
 	INIT_LIST_HEAD(&c->domains);
 	INIT_LIST_HEAD(&c->iova_ranges);
 	INIT_LIST_HEAD(&c->work_node);
@@ -44,43 +46,118 @@ void *vfio_async_open(unsigned long type)
 	c->owner_pid = task_tgid_nr(current);
 	get_task_comm(c->owner_comm, current);
 
-	/* From here on the kobject owns @c: put it, never kfree(). */
-	ret = vfio_async_container_kobj_init(c);
-	if (ret)
+	ret = vfio_async_container_sysfs_add(c);
+	if (ret) {
+		vfio_async_container_put(c);
 		return ERR_PTR(ret);
-
+	}
 	atomic_long_inc(&vfio_async_nr_containers);
 	return c;
 }
 
-/**
- * vfio_async_quiesce - stop background work on @c and wait for the chunks
- *	in flight, before changing what they rely on
- * @c: container, lock held; dropped while waiting
- *
- * Undone by vfio_async_resume(); calls nest.
+static void container_free(struct kref *ref)
+{
+	struct vfio_async_container *c =
+		container_of(ref, struct vfio_async_container, ref);
+
+	mutex_destroy(&c->lock);
+	kfree(c);
+}
+
+void vfio_async_container_get(struct vfio_async_container *c)
+{
+	kref_get(&c->ref);
+}
+
+/*
+ * The last reference goes in release() or in a worker thread, both of
+ * them module code that VFIO's reference or kthread_stop() outlives.
  */
-void vfio_async_quiesce(struct vfio_async_container *c)
+void vfio_async_container_put(struct vfio_async_container *c)
+{
+	kref_put(&c->ref, container_free);
+}
+
+/* Stop new claims; chunk_lock orders it against them. */
+static void quiesce_begin(struct vfio_async_container *c)
 {
 	lockdep_assert_held(&c->lock);
 
+	spin_lock(&c->chunk_lock);
 	c->quiesced++;
-	while (c->in_flight) {
+	spin_unlock(&c->chunk_lock);
+}
+
+static bool no_span_in_flight(struct vfio_async_container *c)
+{
+	bool idle;
+
+	spin_lock(&c->chunk_lock);
+	idle = !c->in_flight;
+	spin_unlock(&c->chunk_lock);
+	return idle;
+}
+
+/**
+ * vfio_async_quiesce - stop background work on @c and wait for the spans
+ *	in flight, before changing what they rely on
+ * @c: container, lock held; dropped while waiting
+ *
+ * Undone by vfio_async_resume(); calls nest. A background span gives its
+ * chunks back at its next batch, so the wait is one batch of pages for
+ * the background; a map in progress in another thread of the VMM is
+ * waited for whole, as type1 would. For paths that cannot fail (detach,
+ * release); ioctls use vfio_async_quiesce_killable().
+ */
+void vfio_async_quiesce(struct vfio_async_container *c)
+{
+	quiesce_begin(c);
+	while (!no_span_in_flight(c)) {
 		mutex_unlock(&c->lock);
-		wait_event(c->idle, !READ_ONCE(c->in_flight));
+		wait_event(c->idle, no_span_in_flight(c));
 		mutex_lock(&c->lock);
 	}
 }
 
+/**
+ * vfio_async_quiesce_killable - vfio_async_quiesce(), unless the caller
+ *	is killed while it waits
+ * @c: container, lock held; dropped while waiting
+ *
+ * Returns 0, quiesced (undo with vfio_async_resume()), or -EINTR, not
+ * quiesced.
+ */
+int vfio_async_quiesce_killable(struct vfio_async_container *c)
+{
+	quiesce_begin(c);
+	while (!no_span_in_flight(c)) {
+		int ret;
+
+		mutex_unlock(&c->lock);
+		ret = wait_event_killable(c->idle, no_span_in_flight(c));
+		mutex_lock(&c->lock);
+		if (ret) {
+			vfio_async_resume(c);
+			return ret;
+		}
+	}
+	return 0;
+}
+
 void vfio_async_resume(struct vfio_async_container *c)
 {
+	bool queue;
+
 	lockdep_assert_held(&c->lock);
 
-	if (!--c->quiesced && vfio_async_has_pending(c))
+	spin_lock(&c->chunk_lock);
+	queue = !--c->quiesced;
+	spin_unlock(&c->chunk_lock);
+	if (queue && vfio_async_has_pending(c))
 		vfio_async_queue_work(c);
 }
 
-/* Unmap, unpin and forget @dma; lock held, quiesced if @dma is deferred. */
+/* Unmap, unpin and forget @dma; lock held, quiesced or @dma in flight. */
 void vfio_async_remove_dma(struct vfio_async_container *c,
 			   struct vfio_async_dma *dma)
 {
@@ -114,9 +191,9 @@ void vfio_async_release(void *iommu_data)
 	mutex_unlock(&c->lock);
 
 	atomic_long_dec(&vfio_async_nr_containers);
-	/* A worker may still hold a reference; the last put frees @c. */
-	kobject_del(&c->kobj);
-	kobject_put(&c->kobj);
+	/* No sysfs reader runs once this returns; a worker may still hold @c. */
+	vfio_async_container_sysfs_del(c);
+	vfio_async_container_put(c);
 }
 
 static struct vfio_async_group *find_group(struct vfio_async_container *c,
@@ -142,23 +219,8 @@ static int first_dev_domain_alloc(struct device *dev, void *data)
 {
 	struct iommu_domain **domain = data;
 
-	*domain = iommu_domain_alloc(dev->bus);
+	*domain = vfio_async_domain_alloc(dev);
 	return 1; /* the first device is enough */
-}
-
-static int dev_has_intr_remap(struct device *dev, void *unused)
-{
-	return device_iommu_capable(dev, IOMMU_CAP_INTR_REMAP);
-}
-
-/*
- * Without interrupt remapping a device could forge MSI writes to any
- * vector, so such groups are refused unless the admin allows it.
- */
-static bool msi_isolated(struct iommu_group *iommu_group)
-{
-	return irq_domain_check_msi_remap() ||
-	       iommu_group_for_each_dev(iommu_group, NULL, dev_has_intr_remap);
 }
 
 /* Set up the MSI window for IOMMUs whose MSIs go through the page table. */
@@ -313,7 +375,12 @@ int vfio_async_attach_group(void *iommu_data, struct iommu_group *iommu_group,
 	if (type != VFIO_IOMMU)
 		return -EOPNOTSUPP;
 
-	if (!vfio_async_allow_unsafe_interrupts && !msi_isolated(iommu_group)) {
+	/*
+	 * Without interrupt remapping a device could forge MSI writes to any
+	 * vector, so such groups are refused unless the admin allows it.
+	 */
+	if (!vfio_async_allow_unsafe_interrupts &&
+	    !vfio_async_msi_isolated(iommu_group)) {
 		pr_warn("group %d: no interrupt remapping; refused (see allow_unsafe_interrupts)\n",
 			iommu_group_id(iommu_group));
 		return -EPERM;

@@ -6,7 +6,13 @@
  * The background maps deferred mappings in IOVA order, lowest pending chunk
  * first: guests touch low memory first. Every state change of a deferred
  * chunk moves its bytes between the pending, mapped and failed counters
- * under the container lock, so they always add up to the deferred bytes.
+ * under the container's chunk_lock, so they always add up to the deferred
+ * bytes.
+ *
+ * Whoever maps, a span of chunks goes the same way: claimed under
+ * chunk_lock (vfio_async_claim_background(), vfio_async_begin_sync()),
+ * mapped with no lock (vfio_async_map_span()), and recorded under
+ * chunk_lock (vfio_async_complete_span()).
  */
 #include <linux/bitmap.h>
 #include <linux/sched/mm.h>
@@ -126,30 +132,35 @@ static size_t chunk_bytes(struct vfio_async_dma *dma, unsigned long *bitmap)
 }
 
 /**
- * vfio_async_map_all_now - pin and map all of a mapping made at once
+ * map_all_now - pin and map all of a mapping made at once
  * @c: container, lock held, with a domain
  * @dma: the mapping, not deferred, nothing of it mapped
  *
  * All or nothing, in one pass, so runs of contiguous memory are not cut at
- * chunk boundaries and 1 GiB pages stay 1 GiB in the IOMMU.
+ * chunk boundaries and 1 GiB pages stay 1 GiB in the IOMMU. Only for a
+ * first domain given mappings made before it, under the lock; VFIO
+ * attaches groups before any map, so this does not happen in practice.
  */
-int vfio_async_map_all_now(struct vfio_async_container *c,
-			   struct vfio_async_dma *dma)
+static int map_all_now(struct vfio_async_container *c,
+		       struct vfio_async_dma *dma)
 {
 	int ret;
 
 	lockdep_assert_held(&c->lock);
 
-	ret = vfio_async_pin_map(c, dma, 0, dma->size);
-	if (!ret)
+	ret = vfio_async_pin_map(c, dma, 0, dma->size, false);
+	if (!ret) {
+		spin_lock(&c->chunk_lock);
 		bitmap_fill(dma->mapped, dma->nchunks);
+		spin_unlock(&c->chunk_lock);
+	}
 	return ret;
 }
 
 /**
  * vfio_async_unmap_all - unmap and unpin every mapped chunk of @dma
- * @c: container, lock held, quiesced if @dma is deferred
- * @dma: the mapping, about to be removed
+ * @c: container, lock held, quiesced
+ * @dma: the mapping; a deferred one is left with those chunks pending
  */
 void vfio_async_unmap_all(struct vfio_async_container *c,
 			  struct vfio_async_dma *dma)
@@ -161,25 +172,27 @@ void vfio_async_unmap_all(struct vfio_async_container *c,
 
 	for_each_set_bitrange(first, end, dma->mapped, dma->nchunks) {
 		vfio_async_chunk_span(dma, first, end, &start_off, &end_off);
+		/* Not mapped for a hit-check from here on. */
+		spin_lock(&c->chunk_lock);
+		bitmap_clear(dma->mapped, first, end - first);
+		if (dma->deferred) {
+			bitmap_set(dma->pending, first, end - first);
+			vfio_async_count(c, VFIO_ASYNC_MAPPED_BYTES,
+					 -(long)(end_off - start_off));
+			vfio_async_count(c, VFIO_ASYNC_PENDING_BYTES,
+					 end_off - start_off);
+			dma->next_pending = min(dma->next_pending, first);
+			vfio_async_sweep_add(c, dma);
+		}
+		spin_unlock(&c->chunk_lock);
 		vfio_async_unmap_unpin(c, dma, start_off, end_off);
 	}
-	if (dma->deferred) {
-		size_t bytes = chunk_bytes(dma, dma->mapped);
-
-		vfio_async_count(c, VFIO_ASYNC_MAPPED_BYTES, -(long)bytes);
-		vfio_async_count(c, VFIO_ASYNC_PENDING_BYTES, bytes);
-		bitmap_or(dma->pending, dma->pending, dma->mapped,
-			  dma->nchunks);
-		dma->next_pending = 0;
-		vfio_async_sweep_add(c, dma);
-	}
-	bitmap_zero(dma->mapped, dma->nchunks);
 }
 
 /**
  * vfio_async_forget_dma - take an unmapped mapping out of the counters and
  *	give back what it charged up front
- * @c: container, lock held, quiesced if @dma is deferred
+ * @c: container, lock held, quiesced
  * @dma: the mapping, about to be freed
  */
 void vfio_async_forget_dma(struct vfio_async_container *c,
@@ -191,11 +204,13 @@ void vfio_async_forget_dma(struct vfio_async_container *c,
 		vfio_async_count(c, VFIO_ASYNC_SYNC_BYTES, -(long)dma->size);
 		return;
 	}
+	spin_lock(&c->chunk_lock);
 	vfio_async_count(c, VFIO_ASYNC_PENDING_BYTES,
 			 -(long)chunk_bytes(dma, dma->pending));
 	vfio_async_count(c, VFIO_ASYNC_FAILED_BYTES,
 			 -(long)chunk_bytes(dma, dma->failed));
 	vfio_async_count(c, VFIO_ASYNC_DEFERRED_BYTES, -(long)dma->size);
+	spin_unlock(&c->chunk_lock);
 	vfio_async_lock_acct(dma, -(long)(dma->size >> PAGE_SHIFT));
 }
 
@@ -203,7 +218,7 @@ void vfio_async_forget_dma(struct vfio_async_container *c,
  * vfio_async_unmap_chunks_from - unmap @dma's mapped chunks below @limit
  *	from domain @to only, leaving the pins to the other domains
  * @to: a domain that is leaving, or a failed replay target
- * @dma: the mapping
+ * @dma: the mapping, its container quiesced
  * @limit: first chunk not to touch
  */
 void vfio_async_unmap_chunks_from(struct iommu_domain *to,
@@ -265,7 +280,7 @@ int vfio_async_replay(struct vfio_async_container *c,
 		if (from)
 			ret = copy_chunks(from->domain, to->domain, dma);
 		else if (!dma->deferred)
-			ret = vfio_async_map_all_now(c, dma);
+			ret = map_all_now(c, dma);
 		if (ret)
 			break;
 	}
@@ -285,7 +300,7 @@ int vfio_async_replay(struct vfio_async_container *c,
 	return ret;
 }
 
-/* Lowest pending chunk of @dma, or dma->nchunks. */
+/* Lowest pending chunk of @dma, or dma->nchunks; chunk_lock held. */
 static unsigned long next_pending_chunk(struct vfio_async_dma *dma)
 {
 	dma->next_pending = find_next_bit(dma->pending, dma->nchunks,
@@ -301,7 +316,7 @@ static struct vfio_async_dma *first_pending_dma(struct vfio_async_container *c)
 {
 	struct rb_node *node;
 
-	lockdep_assert_held(&c->lock);
+	lockdep_assert_held(&c->chunk_lock);
 
 	while ((node = rb_first_cached(&c->sweep))) {
 		struct vfio_async_dma *dma = rb_entry(node, struct vfio_async_dma,
@@ -314,75 +329,178 @@ static struct vfio_async_dma *first_pending_dma(struct vfio_async_container *c)
 	return NULL;
 }
 
-/* Is there a chunk for the background to map? Lock held. */
+/* Is there a chunk for the background to map? */
 bool vfio_async_has_pending(struct vfio_async_container *c)
 {
-	return first_pending_dma(c);
+	bool pending;
+
+	spin_lock(&c->chunk_lock);
+	pending = first_pending_dma(c);
+	spin_unlock(&c->chunk_lock);
+	return pending;
 }
 
 /**
- * vfio_async_claim_chunk - take the next chunk to map in the background
- * @c: container, lock held
- * @dma: receives its mapping
- * @chunk: receives its index
+ * vfio_async_claim_background - take the next chunk for the background
+ * @c: container
+ * @share: how many of the pool's threads @c may hold at once
+ * @span: receives the claimed chunk
  *
- * Returns false when there is none, or when the container cannot take
- * background work now (quiesced, or no domain to map into). A claimed
- * chunk is in flight until vfio_async_complete_chunk().
+ * Never waits: only chunk_lock is taken. Returns false when @c holds its
+ * share already, or when it has no chunk it can give now (none pending,
+ * quiesced, or no domain to map into): then @c leaves the work list, in
+ * the same critical section as the check, so that whoever makes a chunk
+ * claimable afterwards queues it again.
  */
-bool vfio_async_claim_chunk(struct vfio_async_container *c,
-			    struct vfio_async_dma **dma, unsigned long *chunk)
+bool vfio_async_claim_background(struct vfio_async_container *c,
+				 unsigned int share,
+				 struct vfio_async_span *span)
 {
-	struct vfio_async_dma *d;
+	struct vfio_async_dma *dma = NULL;
+	bool claimed = false;
 
+	spin_lock(&c->chunk_lock);
+	/* Domains only change while quiesced, which is checked first. */
+	if (!c->quiesced && !list_empty(&c->domains))
+		dma = first_pending_dma(c);
+	if (!dma) {
+		vfio_async_dequeue_work(c);
+		goto out;
+	}
+	if (c->bg_in_flight >= share)
+		goto out;
+
+	span->dma = dma;
+	span->first = dma->next_pending;
+	span->nr = 1;
+	span->background = true;
+	clear_bit(span->first, dma->pending);
+	c->in_flight++;
+	c->bg_in_flight++;
+	vfio_async_count(c, VFIO_ASYNC_WORKERS_BUSY, 1);
+	claimed = true;
+out:
+	spin_unlock(&c->chunk_lock);
+	return claimed;
+}
+
+/**
+ * vfio_async_begin_sync - claim all of a new mapping made at once, for its
+ *	caller to map
+ * @c: container, lock held, with a domain
+ * @dma: the mapping, just linked, not deferred
+ * @span: receives the span
+ */
+void vfio_async_begin_sync(struct vfio_async_container *c,
+			   struct vfio_async_dma *dma,
+			   struct vfio_async_span *span)
+{
 	lockdep_assert_held(&c->lock);
 
-	if (c->quiesced || list_empty(&c->domains))
-		return false;
-
-	d = first_pending_dma(c);
-	if (!d)
-		return false;
-	*chunk = d->next_pending;
-	clear_bit(*chunk, d->pending);
+	span->dma = dma;
+	span->first = 0;
+	span->nr = dma->nchunks;
+	span->background = false;
+	spin_lock(&c->chunk_lock);
 	c->in_flight++;
-	*dma = d;
-	return true;
+	spin_unlock(&c->chunk_lock);
 }
 
-/**
- * vfio_async_complete_chunk - record how mapping a claimed chunk ended
- * @c: container, lock held
- * @dma: its mapping
- * @chunk: its index
- * @ret: 0 when it is mapped, else -errno (nothing of it is mapped)
- */
-void vfio_async_complete_chunk(struct vfio_async_container *c,
-			       struct vfio_async_dma *dma,
-			       unsigned long chunk, int ret)
+/* Pin and map the chunks of a claimed span; no lock held. */
+int vfio_async_map_span(struct vfio_async_container *c,
+			struct vfio_async_span *span)
 {
+	size_t start_off, end_off;
+
+	vfio_async_chunk_span(span->dma, span->first, span->first + span->nr,
+			      &start_off, &end_off);
+	return vfio_async_pin_map(c, span->dma, start_off, end_off,
+				  span->background);
+}
+
+/* Count a span out of flight; chunk_lock held. */
+static void span_done(struct vfio_async_container *c,
+		      struct vfio_async_span *span)
+{
+	if (span->background) {
+		c->bg_in_flight--;
+		vfio_async_count(c, VFIO_ASYNC_WORKERS_BUSY, -1);
+	}
+	if (!--c->in_flight)
+		wake_up_all(&c->idle);
+}
+
+/* Record the outcome of a deferred span; chunk_lock held. */
+static void record_deferred(struct vfio_async_container *c,
+			    struct vfio_async_span *span, int ret)
+{
+	struct vfio_async_dma *dma = span->dma;
 	size_t start_off, end_off;
 	long bytes;
 
-	lockdep_assert_held(&c->lock);
+	if (ret == -EAGAIN && span->background) {
+		/* Given back by a quiesce: still pending, nothing counted. */
+		bitmap_set(dma->pending, span->first, span->nr);
+		dma->next_pending = min(dma->next_pending, span->first);
+		vfio_async_sweep_add(c, dma);
+		return;
+	}
 
-	vfio_async_chunk_span(dma, chunk, chunk + 1, &start_off, &end_off);
+	vfio_async_chunk_span(dma, span->first, span->first + span->nr,
+			      &start_off, &end_off);
 	bytes = end_off - start_off;
 	vfio_async_count(c, VFIO_ASYNC_PENDING_BYTES, -bytes);
 	if (!ret) {
-		set_bit(chunk, dma->mapped);
+		bitmap_set(dma->mapped, span->first, span->nr);
 		vfio_async_count(c, VFIO_ASYNC_MAPPED_BYTES, bytes);
-		vfio_async_count(c, VFIO_ASYNC_CHUNKS_MAPPED, 1);
-	} else {
-		set_bit(chunk, dma->failed);
-		vfio_async_count(c, VFIO_ASYNC_FAILED_BYTES, bytes);
-		vfio_async_count(c, VFIO_ASYNC_BACKGROUND_ERRORS, 1);
-		if (!c->first_error) {
-			c->first_error = ret;
-			c->first_error_iova = dma->iova + start_off;
-		}
+		vfio_async_count(c, VFIO_ASYNC_CHUNKS_MAPPED, span->nr);
+		return;
 	}
+	bitmap_set(dma->failed, span->first, span->nr);
+	vfio_async_count(c, VFIO_ASYNC_FAILED_BYTES, bytes);
+	vfio_async_count(c, VFIO_ASYNC_BACKGROUND_ERRORS, span->nr);
+	if (!c->first_error) {
+		c->first_error = ret;
+		c->first_error_iova = dma->iova + start_off;
+	}
+}
 
-	if (!--c->in_flight)
-		wake_up_all(&c->idle);
+/**
+ * vfio_async_complete_span - record how mapping a claimed span ended
+ * @c: container
+ * @span: the span
+ * @ret: 0 when it is mapped, else -errno (nothing of it is mapped)
+ *
+ * A span of a mapping made at once must have succeeded: its caller
+ * removes a failed one before it takes it out of flight
+ * (vfio_async_abort_sync()).
+ */
+void vfio_async_complete_span(struct vfio_async_container *c,
+			      struct vfio_async_span *span, int ret)
+{
+	spin_lock(&c->chunk_lock);
+	if (span->dma->deferred)
+		record_deferred(c, span, ret);
+	else if (!WARN_ON_ONCE(ret))
+		bitmap_fill(span->dma->mapped, span->dma->nchunks);
+	span_done(c, span);
+	spin_unlock(&c->chunk_lock);
+	if (span->background)
+		vfio_async_work_done();
+}
+
+/**
+ * vfio_async_abort_sync - remove a mapping made at once whose span failed
+ * @c: container, lock held
+ * @span: its span, still in flight, so nobody else has removed it
+ */
+void vfio_async_abort_sync(struct vfio_async_container *c,
+			   struct vfio_async_span *span)
+{
+	lockdep_assert_held(&c->lock);
+
+	vfio_async_remove_dma(c, span->dma);
+	spin_lock(&c->chunk_lock);
+	span_done(c, span);
+	spin_unlock(&c->chunk_lock);
 }

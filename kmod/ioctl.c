@@ -142,7 +142,11 @@ static int check_map_args(struct vfio_async_container *c,
 		return -EINVAL;
 	if (!req->size || (req->size | req->iova | req->vaddr) & (pgsize - 1))
 		return -EINVAL;
-	/* The u64 fields must fit the kernel's types, and must not wrap. */
+	/*
+	 * The u64 fields must fit the kernel's types, and their last byte
+	 * must not wrap; a range may end at the very top, so from here on
+	 * only inclusive ends are computed (see "Naming" in vfio_async.h).
+	 */
 	if (req->size != (size_t)req->size ||
 	    req->iova != (dma_addr_t)req->iova ||
 	    req->vaddr != (unsigned long)req->vaddr)
@@ -160,28 +164,19 @@ static int check_map_args(struct vfio_async_container *c,
 }
 
 /*
- * A deferred range is pinned later, so check now that it is all mapped
- * with the access asked for; the cost grows with the number of VMAs, not
- * with the size.
+ * A deferred range is pinned later, by threads every container shares, so
+ * check now that all of it is mapped with the access asked for, and with
+ * memory those threads can fault in without waiting on user space.
  */
 static int check_vaddr_range(struct map_request *req)
 {
-	unsigned long addr = req->vaddr, end = req->vaddr + req->size;
 	struct mm_struct *mm = current->mm;
-	int ret = 0;
+	int ret;
 
 	mmap_read_lock(mm);
-	while (addr < end) {
-		struct vm_area_struct *vma = vma_lookup(mm, addr);
-
-		if (!vma ||
-		    ((req->prot & IOMMU_WRITE) && !(vma->vm_flags & VM_WRITE)) ||
-		    ((req->prot & IOMMU_READ) && !(vma->vm_flags & VM_READ))) {
-			ret = -EFAULT;
-			break;
-		}
-		addr = vma->vm_end;
-	}
+	ret = vfio_async_check_vaddr(mm, req->vaddr,
+				     req->vaddr + req->size - 1, req->prot,
+				     true);
 	mmap_read_unlock(mm);
 	return ret;
 }
@@ -196,35 +191,57 @@ static int add_deferred(struct vfio_async_container *c,
 	if (ret)
 		return ret;
 
-	vfio_async_link_dma(c, dma);
 	c->dma_avail--;
+	spin_lock(&c->chunk_lock);
 	vfio_async_count(c, VFIO_ASYNC_DEFERRED_BYTES, dma->size);
 	vfio_async_count(c, VFIO_ASYNC_PENDING_BYTES, dma->size);
-	if (!c->quiesced)
-		vfio_async_queue_work(c);
+	spin_unlock(&c->chunk_lock);
+	vfio_async_link_dma(c, dma);
+	vfio_async_queue_work(c);
 	return 0;
 }
 
-/* A new mapping made at once; without a domain yet, attach will map it. */
-static int add_sync(struct vfio_async_container *c, struct vfio_async_dma *dma)
+/*
+ * A new mapping made at once. It is linked under the lock, then pinned and
+ * mapped by the caller with the lock dropped, as a span in flight
+ * (map_sync()): the other tenants' workers and this VMM's other ioctls do
+ * not wait for it; an unmap, attach or detach does, as with type1.
+ * Returns true when there is something to map; without a domain yet,
+ * attach will map it.
+ */
+static bool add_sync(struct vfio_async_container *c, struct vfio_async_dma *dma,
+		     struct vfio_async_span *span)
 {
-	int ret;
-
 	vfio_async_link_dma(c, dma);
 	c->dma_avail--;
 	vfio_async_count(c, VFIO_ASYNC_SYNC_BYTES, dma->size);
 	if (list_empty(&c->domains))
-		return 0;
+		return false;
+	vfio_async_begin_sync(c, dma, span);
+	return true;
+}
 
-	ret = vfio_async_map_all_now(c, dma);
-	if (ret)
-		vfio_async_remove_dma(c, dma);
+/* Pin and map a span add_sync() gave; lock not held. */
+static int map_sync(struct vfio_async_container *c,
+		    struct vfio_async_span *span)
+{
+	int ret = vfio_async_map_span(c, span);
+
+	if (!ret) {
+		vfio_async_complete_span(c, span, 0);
+		return 0;
+	}
+	mutex_lock(&c->lock);
+	vfio_async_abort_sync(c, span);
+	mutex_unlock(&c->lock);
 	return ret;
 }
 
 static int do_map(struct vfio_async_container *c, struct map_request *req)
 {
+	struct vfio_async_span span;
 	struct vfio_async_dma *dma;
+	bool to_map = false;
 	int ret;
 
 	mutex_lock(&c->lock);
@@ -246,11 +263,11 @@ static int do_map(struct vfio_async_container *c, struct map_request *req)
 		if (ret)
 			vfio_async_dma_free(dma);	/* never linked */
 	} else {
-		ret = add_sync(c, dma);
+		to_map = add_sync(c, dma, &span);
 	}
 out_unlock:
 	mutex_unlock(&c->lock);
-	return ret;
+	return to_map ? map_sync(c, &span) : ret;
 }
 
 static int map_dma(struct vfio_async_container *c, void __user *arg)
@@ -332,8 +349,8 @@ static int get_status(struct vfio_async_container *c, void __user *arg)
 	if (st.flags)
 		return -EINVAL;
 
-	/* Under the lock, so that the four byte counts add up. */
-	mutex_lock(&c->lock);
+	/* Under chunk_lock, so that the four byte counts add up. */
+	spin_lock(&c->chunk_lock);
 	st.deferred_bytes = atomic_long_read(&n->v[VFIO_ASYNC_DEFERRED_BYTES]);
 	st.mapped_bytes = atomic_long_read(&n->v[VFIO_ASYNC_MAPPED_BYTES]);
 	st.pending_bytes = atomic_long_read(&n->v[VFIO_ASYNC_PENDING_BYTES]);
@@ -342,7 +359,7 @@ static int get_status(struct vfio_async_container *c, void __user *arg)
 	st.pinned_pages = atomic_long_read(&n->v[VFIO_ASYNC_PINNED_PAGES]);
 	st.first_error = c->first_error;
 	st.first_error_iova = c->first_error_iova;
-	mutex_unlock(&c->lock);
+	spin_unlock(&c->chunk_lock);
 
 	return copy_to_user(arg, &st, sizeof(st)) ? -EFAULT : 0;
 }
@@ -382,8 +399,13 @@ static int do_unmap(struct vfio_async_container *c,
 	int ret;
 
 	mutex_lock(&c->lock);
-	/* Chunks in flight must land before their mapping can go. */
-	vfio_async_quiesce(c);
+	/* Spans in flight must land before their mapping can go. */
+	ret = vfio_async_quiesce_killable(c);
+	if (ret) {
+		mutex_unlock(&c->lock);
+		unmap->size = 0;
+		return ret;
+	}
 	ret = check_unmap_args(c, unmap);
 	if (ret)
 		goto out;

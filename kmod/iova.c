@@ -20,7 +20,7 @@ static dma_addr_t dma_last(struct vfio_async_dma *dma)
 
 /**
  * vfio_async_first_dma_in - the lowest mapping overlapping [@start, @last]
- * @c: container, lock held
+ * @c: container, lock or chunk_lock held
  * @start: first IOVA
  * @last: last IOVA, inclusive
  */
@@ -30,7 +30,8 @@ struct vfio_async_dma *vfio_async_first_dma_in(struct vfio_async_container *c,
 	struct rb_node *node = c->dma_tree.rb_node;
 	struct vfio_async_dma *found = NULL;
 
-	lockdep_assert_held(&c->lock);
+	lockdep_assert(lockdep_is_held(&c->lock) ||
+		       lockdep_is_held(&c->chunk_lock));
 
 	while (node) {
 		struct vfio_async_dma *dma = rb_entry(node, struct vfio_async_dma,
@@ -71,7 +72,7 @@ static bool sweep_less(struct rb_node *a, const struct rb_node *b)
 void vfio_async_sweep_add(struct vfio_async_container *c,
 			  struct vfio_async_dma *dma)
 {
-	lockdep_assert_held(&c->lock);
+	lockdep_assert_held(&c->chunk_lock);
 	if (RB_EMPTY_NODE(&dma->sweep_node))
 		rb_add_cached(&dma->sweep_node, &c->sweep, sweep_less);
 }
@@ -79,28 +80,33 @@ void vfio_async_sweep_add(struct vfio_async_container *c,
 void vfio_async_sweep_del(struct vfio_async_container *c,
 			  struct vfio_async_dma *dma)
 {
-	lockdep_assert_held(&c->lock);
+	lockdep_assert_held(&c->chunk_lock);
 	if (!RB_EMPTY_NODE(&dma->sweep_node)) {
 		rb_erase_cached(&dma->sweep_node, &c->sweep);
 		RB_CLEAR_NODE(&dma->sweep_node);
 	}
 }
 
+/* Add @dma to the tree (and a deferred one to the sweep); lock held. */
 void vfio_async_link_dma(struct vfio_async_container *c,
 			 struct vfio_async_dma *dma)
 {
 	lockdep_assert_held(&c->lock);
+	spin_lock(&c->chunk_lock);
 	rb_add(&dma->node, &c->dma_tree, dma_less);
 	if (dma->deferred)
 		vfio_async_sweep_add(c, dma);
+	spin_unlock(&c->chunk_lock);
 }
 
 void vfio_async_unlink_dma(struct vfio_async_container *c,
 			   struct vfio_async_dma *dma)
 {
 	lockdep_assert_held(&c->lock);
+	spin_lock(&c->chunk_lock);
 	vfio_async_sweep_del(c, dma);
 	rb_erase(&dma->node, &c->dma_tree);
+	spin_unlock(&c->chunk_lock);
 }
 
 /* Is [@start, @last] inside one usable range? */

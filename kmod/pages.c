@@ -10,10 +10,18 @@
  * single iommu_map() per domain, which lets the IOMMU driver use 2 MiB and
  * 1 GiB pages for THP and hugetlbfs memory.
  *
- * What is pinned: every page GUP returns, except reserved ones (the zero
- * page), which are released at once and mapped unpinned, as are VM_PFNMAP
- * PFNs without a struct page (device memory). So the unpin side decides from
- * the PFN alone, with pfn_is_pinned(), and needs no per-page record.
+ * What is pinned: every page GUP returns but the zero page, which is
+ * released at once and mapped unpinned, as are VM_PFNMAP PFNs without a
+ * struct page or with a reserved one (device memory). Any other reserved
+ * page is refused: its driver may free it while the device can still reach
+ * it. So a PFN is pinned exactly when pfn_is_pinned() says so, and the
+ * unpin side needs no per-page record.
+ *
+ * What may be deferred: memory whose faults cannot wait on user space
+ * (anonymous, shmem/memfd, hugetlbfs; not userfaultfd-armed), since the
+ * background threads that fault it in serve every container on the host
+ * and cannot be interrupted. It is checked at map time and again under
+ * mmap_lock before every batch is pinned, as the VMAs may have changed.
  *
  * locked_vm: a mapping made at once is charged page by page as it is
  * pinned, as type1 does; a deferred one was charged for its whole size
@@ -21,18 +29,23 @@
  * pinning it charges nothing more.
  *
  * All or nothing: vfio_async_pin_map() either maps the whole range asked
- * for in every domain, or leaves none of it mapped or pinned. Callers hold
- * the container lock, or own a chunk in flight (see vfio_async.h), which
- * keeps the domain list and the mapping in place.
+ * for in every domain, or leaves none of it mapped or pinned. Callers own
+ * the range as a span in flight (see vfio_async.h), which keeps the domain
+ * list and the mapping in place without a lock.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
+#include <linux/hugetlb.h>
 #include <linux/iommu.h>
+#include <linux/memcontrol.h>
 #include <linux/mm.h>
 #include <linux/sched/mm.h>
 #include <linux/sched/task.h>
+#include <linux/shmem_fs.h>
 #include <linux/slab.h>
+#include <linux/userfaultfd_k.h>
 
+#include "compat.h"
 #include "vfio_async.h"
 
 /* Pages per pin_user_pages_remote() call: one page of pointers. */
@@ -94,6 +107,49 @@ static int pin_acct(struct vfio_async_dma *dma, long npages)
 	return dma->deferred ? 0 : vfio_async_lock_acct(dma, npages);
 }
 
+/**
+ * vfio_async_vma_deferrable - may @vma back a deferred mapping?
+ * @vma: a VMA of the mapping process, mmap_lock held
+ *
+ * Only memory whose page faults are served by the kernel alone: a fault
+ * that waits on a user-space server (FUSE, userfaultfd, a driver's
+ * file) would hold a shared background thread for as long as it likes.
+ */
+bool vfio_async_vma_deferrable(struct vm_area_struct *vma)
+{
+	if (userfaultfd_armed(vma) || (vma->vm_flags & (VM_IO | VM_PFNMAP)))
+		return false;
+	if (vma_is_anonymous(vma) || is_vm_hugetlb_page(vma))
+		return true;
+	return vma->vm_file && shmem_mapping(vma->vm_file->f_mapping);
+}
+
+/*
+ * Is [@start, @last] of @mm mapped with @prot, and deferrable if
+ * @deferred? mmap_lock held. Returns 0, -EFAULT (a hole, or the access is
+ * not allowed) or -EOPNOTSUPP (memory that cannot be deferred). The cost
+ * grows with the number of VMAs, not with the size.
+ */
+int vfio_async_check_vaddr(struct mm_struct *mm, unsigned long start,
+			   unsigned long last, int prot, bool deferred)
+{
+	unsigned long addr = start;
+
+	for (;;) {
+		struct vm_area_struct *vma = vma_lookup(mm, addr);
+
+		if (!vma ||
+		    ((prot & IOMMU_WRITE) && !(vma->vm_flags & VM_WRITE)) ||
+		    ((prot & IOMMU_READ) && !(vma->vm_flags & VM_READ)))
+			return -EFAULT;
+		if (deferred && !vfio_async_vma_deferrable(vma))
+			return -EOPNOTSUPP;
+		if (vma->vm_end - 1 >= last)
+			return 0;
+		addr = vma->vm_end;
+	}
+}
+
 /* Release the pins of [pfn, pfn + npages); returns how many it released. */
 static unsigned long unpin_pfns(struct vfio_async_container *c,
 				unsigned long pfn, unsigned long npages,
@@ -150,8 +206,9 @@ static int map_run(struct vfio_async_container *c, struct vfio_async_dma *dma,
 
 	list_for_each_entry(d, &c->domains, next) {
 		ret = vfio_async_fault(VFIO_ASYNC_FAULT_CHUNK_MAP) ?:
-		      iommu_map(d->domain, run->iova, PFN_PHYS(run->pfn), len,
-				dma->prot | IOMMU_CACHE);
+		      vfio_async_iommu_map(d->domain, run->iova,
+					   PFN_PHYS(run->pfn), len,
+					   dma->prot | IOMMU_CACHE);
 		if (ret)
 			break;
 		vfio_async_count(c, VFIO_ASYNC_IOMMU_MAP_CALLS, 1);
@@ -167,8 +224,10 @@ static int map_run(struct vfio_async_container *c, struct vfio_async_dma *dma,
 }
 
 /*
- * The PFN behind @vaddr of a VM_PFNMAP mapping; only device memory (no
- * struct page, or reserved) qualifies, since it is mapped without a pin.
+ * The PFN behind @vaddr of a VM_PFNMAP mapping. Only device memory (no
+ * struct page, or a reserved one) qualifies, since it is mapped without a
+ * pin, and only where the page table itself allows the device's access: a
+ * private writable mapping of a read-only file has read-only PTEs.
  */
 static int lookup_pfnmap(struct mm_struct *mm, unsigned long vaddr,
 			 bool write, unsigned long *pfn)
@@ -181,14 +240,16 @@ static int lookup_pfnmap(struct mm_struct *mm, unsigned long vaddr,
 	if (write && !(vma->vm_flags & VM_WRITE))
 		return -EFAULT;
 
-	ret = follow_pfn(vma, vaddr, pfn);
+	ret = vfio_async_follow_pfn(vma, vaddr, write, pfn);
 	if (ret) {
-		/* Not populated yet: fault it in once, then look again. */
-		ret = fixup_user_fault(mm, vaddr, write ? FAULT_FLAG_WRITE : 0,
-				       NULL);
+		/* Not populated, or write-protected: fault it as the device
+		 * would need it, once, then look again.
+		 */
+		ret = fixup_user_fault(mm, vaddr, FAULT_FLAG_REMOTE |
+				       (write ? FAULT_FLAG_WRITE : 0), NULL);
 		if (ret)
 			return ret;
-		ret = follow_pfn(vma, vaddr, pfn);
+		ret = vfio_async_follow_pfn(vma, vaddr, write, pfn);
 		if (ret)
 			return ret;
 	}
@@ -213,10 +274,18 @@ static long pin_batch(struct vfio_async_dma *dma, unsigned long vaddr,
 
 	*pfnmap = 0;
 	mmap_read_lock(dma->mm);
+	/* The VMAs may have changed since the deferred call: look again. */
+	ret = dma->deferred ?
+	      vfio_async_check_vaddr(dma->mm, vaddr,
+				     vaddr + (npages << PAGE_SHIFT) - 1,
+				     dma->prot, true) : 0;
+	if (ret)
+		goto out;
+
 	ret = vfio_async_fault(VFIO_ASYNC_FAULT_CHUNK_PIN) ?:
-	      pin_user_pages_remote(dma->mm, vaddr, npages, gup_flags, pages,
-				    NULL, NULL);
-	if (ret <= 0) {
+	      vfio_async_pin_user_pages(dma->mm, vaddr, npages, gup_flags,
+					pages);
+	if (ret <= 0 && !dma->deferred) {
 		unsigned long pfn;
 		int err = lookup_pfnmap(dma->mm, vaddr, write, &pfn);
 
@@ -226,15 +295,19 @@ static long pin_batch(struct vfio_async_dma *dma, unsigned long vaddr,
 		} else if (!ret) {
 			ret = err;
 		}
+	} else if (!ret) {
+		ret = -EFAULT;
 	}
+out:
 	mmap_read_unlock(dma->mm);
 	return ret;
 }
 
 /*
- * Release the pins of reserved pages (the zero page) at once, so that what
- * stays pinned is exactly what pfn_is_pinned() says. Returns the number of
- * pages left pinned, to charge.
+ * Release the pin of the zero page at once, so that what stays pinned is
+ * exactly what pfn_is_pinned() says, and refuse any other reserved page.
+ * Returns the number of pages left pinned, to charge; on -EFAULT nothing
+ * of the batch is left pinned.
  */
 static long keep_pinnable(struct vfio_async_container *c, struct page **pages,
 			  long npages)
@@ -242,10 +315,17 @@ static long keep_pinnable(struct vfio_async_container *c, struct page **pages,
 	long i, kept = 0;
 
 	for (i = 0; i < npages; i++) {
-		if (PageReserved(pages[i]))
-			unpin_user_page(pages[i]);
-		else
+		if (!PageReserved(pages[i])) {
 			kept++;
+			continue;
+		}
+		if (!is_zero_pfn(page_to_pfn(pages[i]))) {
+			unpin_user_pages(pages + i, npages - i);
+			vfio_async_count(c, VFIO_ASYNC_PINNED_PAGES, kept);
+			unpin_page_array(c, pages, i);
+			return -EFAULT;
+		}
+		unpin_user_page(pages[i]);
 	}
 	vfio_async_count(c, VFIO_ASYNC_PINNED_PAGES, kept);
 	return kept;
@@ -295,28 +375,41 @@ static int add_batch(struct vfio_async_container *c, struct vfio_async_dma *dma,
 }
 
 /*
- * Pin and map [@start, @end) of @dma; on failure, unpins what it pinned and
- * returns how far it mapped in *@done (the caller unmaps that).
+ * Stop pinning? A process being killed stops its own map; a background
+ * span stops when its container is quiesced, and gives its chunks back.
+ */
+static int pin_interrupted(struct vfio_async_container *c, bool background)
+{
+	if (fatal_signal_pending(current))
+		return -EINTR;
+	if (background && READ_ONCE(c->quiesced))
+		return -EAGAIN;
+	return 0;
+}
+
+/*
+ * Pin and map [@start_off, @end_off) of @dma; on failure, unpins what it
+ * pinned and returns how far it mapped in *@done (the caller unmaps that).
  */
 static int pin_map_pages(struct vfio_async_container *c,
-			 struct vfio_async_dma *dma, size_t start, size_t end,
-			 struct page **pages, size_t *done)
+			 struct vfio_async_dma *dma, size_t start_off,
+			 size_t end_off, bool background, struct page **pages,
+			 size_t *done)
 {
 	/* An empty run where mapping starts: what lies below it is mapped. */
-	struct pfn_run run = { .iova = dma->iova + start, .npages = 0 };
-	size_t pos = start;
+	struct pfn_run run = { .iova = dma->iova + start_off, .npages = 0 };
+	size_t pos = start_off;
 	int ret = 0;
 
-	while (pos < end) {
+	while (pos < end_off) {
 		unsigned long want, pfnmap;
 		long got, charged;
 
-		if (fatal_signal_pending(current)) {
-			ret = -EINTR;
+		ret = pin_interrupted(c, background);
+		if (ret)
 			break;
-		}
 
-		want = min_t(size_t, PIN_BATCH, (end - pos) >> PAGE_SHIFT);
+		want = min_t(size_t, PIN_BATCH, (end_off - pos) >> PAGE_SHIFT);
 		got = pin_batch(dma, dma->vaddr + pos, want, pages, &pfnmap);
 		if (got < 0) {
 			ret = got;
@@ -331,6 +424,10 @@ static int pin_map_pages(struct vfio_async_container *c,
 		}
 
 		charged = keep_pinnable(c, pages, got);
+		if (charged < 0) {
+			ret = charged;
+			break;
+		}
 		ret = pin_acct(dma, charged);
 		if (ret) {
 			unpin_page_array(c, pages, got);
@@ -350,7 +447,7 @@ static int pin_map_pages(struct vfio_async_container *c,
 			ret = map_run(c, dma, &run);
 	}
 	/* What is mapped ends where the open run, now gone, began. */
-	*done = ret ? (run.iova - dma->iova) : end;
+	*done = ret ? (run.iova - dma->iova) : end_off;
 	return ret;
 }
 
@@ -370,19 +467,26 @@ static bool mm_still_used(struct vfio_async_dma *dma)
 }
 
 /**
- * vfio_async_pin_map - pin and map [@start, @end) of @dma in every domain
+ * vfio_async_pin_map - pin and map [@start_off, @end_off) of @dma in every
+ *	domain
  * @c: container, with at least one domain
- * @dma: the mapping
- * @start: offset in @dma, page aligned
- * @end: offset in @dma, page aligned, exclusive
+ * @dma: the mapping, the range owned by the caller as a span in flight
+ * @start_off: offset in @dma, page aligned
+ * @end_off: offset in @dma, page aligned, exclusive, at most @dma->size
+ * @background: not the mapping process's own call: give up (-EAGAIN) as
+ *		soon as the container is quiesced
  *
  * All or nothing: on failure nothing of the range stays mapped or pinned.
+ * Page tables faulted in on the way are charged to the mapping process's
+ * memory cgroup, whoever pins.
  */
 int vfio_async_pin_map(struct vfio_async_container *c,
-		       struct vfio_async_dma *dma, size_t start, size_t end)
+		       struct vfio_async_dma *dma, size_t start_off,
+		       size_t end_off, bool background)
 {
+	struct mem_cgroup *memcg, *old_memcg;
 	struct page **pages;
-	size_t done = start;
+	size_t done = start_off;
 	int ret;
 
 	if (!mmget_not_zero(dma->mm))
@@ -394,15 +498,20 @@ int vfio_async_pin_map(struct vfio_async_container *c,
 
 	pages = (struct page **)__get_free_page(GFP_KERNEL);
 	if (pages) {
-		ret = pin_map_pages(c, dma, start, end, pages, &done);
+		memcg = get_mem_cgroup_from_mm(dma->mm);
+		old_memcg = set_active_memcg(memcg);
+		ret = pin_map_pages(c, dma, start_off, end_off, background,
+				    pages, &done);
+		set_active_memcg(old_memcg);
+		mem_cgroup_put(memcg);
 		free_page((unsigned long)pages);
 	} else {
 		ret = -ENOMEM;
 	}
 	mmput(dma->mm);
 
-	if (ret && done > start)
-		vfio_async_unmap_unpin(c, dma, start, done);
+	if (ret && done > start_off)
+		vfio_async_unmap_unpin(c, dma, start_off, done);
 	return ret;
 }
 
@@ -425,41 +534,43 @@ static void flush_and_unpin(struct vfio_async_container *c,
 	pin_acct(dma, -released);
 }
 
-/* Length of the physically contiguous mapping at @iova, up to @end. */
+/* Length of the physically contiguous mapping at @iova, up to @max. */
 static size_t contiguous_len(struct iommu_domain *domain, dma_addr_t iova,
-			     phys_addr_t phys, dma_addr_t end)
+			     phys_addr_t phys, size_t max)
 {
 	size_t len = PAGE_SIZE;
 
-	while (iova + len < end &&
+	while (len < max &&
 	       iommu_iova_to_phys(domain, iova + len) == phys + len)
 		len += PAGE_SIZE;
 	return len;
 }
 
-/* Unmap [@iova, @end) from the record domain and unpin what it mapped. */
+/* Unmap [@start_off, @end_off) of @dma from the record domain, and unpin. */
 static void unmap_unpin_record(struct vfio_async_container *c,
 			       struct iommu_domain *domain,
-			       struct vfio_async_dma *dma, dma_addr_t iova,
-			       dma_addr_t end)
+			       struct vfio_async_dma *dma, size_t start_off,
+			       size_t end_off)
 {
 	struct iommu_iotlb_gather gather;
 	struct unpin_batch batch;
+	size_t off = start_off;
 
 	batch.nr = 0;
 	iommu_iotlb_gather_init(&gather);
-	while (iova < end) {
+	while (off < end_off) {
+		dma_addr_t iova = dma->iova + off;
 		phys_addr_t phys = iommu_iova_to_phys(domain, iova);
 		size_t len, unmapped;
 
 		if (WARN_ON_ONCE(!phys)) {
-			iova += PAGE_SIZE;
+			off += PAGE_SIZE;
 			continue;
 		}
-		len = contiguous_len(domain, iova, phys, end);
+		len = contiguous_len(domain, iova, phys, end_off - off);
 		unmapped = iommu_unmap_fast(domain, iova, len, &gather);
 		if (WARN_ON_ONCE(!unmapped)) {
-			iova += PAGE_SIZE;
+			off += PAGE_SIZE;
 			continue;
 		}
 
@@ -467,60 +578,65 @@ static void unmap_unpin_record(struct vfio_async_container *c,
 		batch.runs[batch.nr].npages = unmapped >> PAGE_SHIFT;
 		if (++batch.nr == UNPIN_BATCH)
 			flush_and_unpin(c, domain, &gather, dma, &batch);
-		iova += unmapped;
+		off += unmapped;
 		cond_resched();
 	}
 	flush_and_unpin(c, domain, &gather, dma, &batch);
 }
 
 /**
- * vfio_async_unmap_unpin - undo vfio_async_pin_map() of [@start, @end):
- *	unmap it from every domain, unpin its pages and credit locked_vm
+ * vfio_async_unmap_unpin - undo vfio_async_pin_map() of [@start_off,
+ *	@end_off): unmap it from every domain, unpin its pages and credit
+ *	locked_vm
  * @c: container
  * @dma: the mapping
- * @start: offset in @dma
- * @end: offset in @dma, exclusive; all of [@start, @end) must be mapped
+ * @start_off: offset in @dma
+ * @end_off: offset in @dma, exclusive; all of the range must be mapped
  */
 void vfio_async_unmap_unpin(struct vfio_async_container *c,
-			    struct vfio_async_dma *dma, size_t start,
-			    size_t end)
+			    struct vfio_async_dma *dma, size_t start_off,
+			    size_t end_off)
 {
 	struct vfio_async_domain *record, *d;
 
 	record = list_first_entry(&c->domains, struct vfio_async_domain, next);
 	d = record;
 	list_for_each_entry_continue(d, &c->domains, next)
-		iommu_unmap(d->domain, dma->iova + start, end - start);
+		iommu_unmap(d->domain, dma->iova + start_off,
+			    end_off - start_off);
 
-	unmap_unpin_record(c, record->domain, dma, dma->iova + start,
-			   dma->iova + end);
+	unmap_unpin_record(c, record->domain, dma, start_off, end_off);
 }
 
-/* Copy the mapping of [@start, @end) of @dma from domain @from into @to. */
+/* Copy the mapping of [@start_off, @end_off) of @dma from @from into @to. */
 int vfio_async_copy_mappings(struct iommu_domain *from,
 			     struct iommu_domain *to,
-			     struct vfio_async_dma *dma, size_t start,
-			     size_t end)
+			     struct vfio_async_dma *dma, size_t start_off,
+			     size_t end_off)
 {
-	dma_addr_t iova = dma->iova + start, last = dma->iova + end;
+	size_t off = start_off;
 	int ret;
 
-	while (iova < last) {
+	while (off < end_off) {
+		dma_addr_t iova = dma->iova + off;
 		phys_addr_t phys = iommu_iova_to_phys(from, iova);
 		size_t len;
 
-		if (WARN_ON_ONCE(!phys))
-			return -EFAULT;
-		len = contiguous_len(from, iova, phys, last);
-		ret = iommu_map(to, iova, phys, len, dma->prot | IOMMU_CACHE);
-		if (ret) {
-			if (iova > dma->iova + start)
-				iommu_unmap(to, dma->iova + start,
-					    iova - dma->iova - start);
-			return ret;
+		if (WARN_ON_ONCE(!phys)) {
+			ret = -EFAULT;
+			goto err;
 		}
-		iova += len;
+		len = contiguous_len(from, iova, phys, end_off - off);
+		ret = vfio_async_iommu_map(to, iova, phys, len,
+					   dma->prot | IOMMU_CACHE);
+		if (ret)
+			goto err;
+		off += len;
 		cond_resched();
 	}
 	return 0;
+err:
+	if (off > start_off)
+		iommu_unmap(to, dma->iova + start_off, off - start_off);
+	return ret;
 }

@@ -23,23 +23,18 @@ const char *const vfio_async_counter_names[VFIO_ASYNC_NR_COUNTERS] = {
 	[VFIO_ASYNC_CHUNKS_MAPPED]	= "chunks_mapped",
 	[VFIO_ASYNC_BACKGROUND_ERRORS]	= "background_errors",
 	[VFIO_ASYNC_IOMMU_MAP_CALLS]	= "iommu_map_calls",
+	[VFIO_ASYNC_WORKERS_BUSY]	= "workers_busy",
 };
 
 static struct kobject *vfio_async_kobj;
 
-/* A read-only file showing counter @index of a container or the module. */
+/* A read-only file showing counter @index of the module. */
 struct counter_attr {
 	struct kobj_attribute kattr;
 	enum vfio_async_counter index;
 };
 
 static struct counter_attr global_counter_attrs[VFIO_ASYNC_NR_COUNTERS];
-static struct counter_attr container_counter_attrs[VFIO_ASYNC_NR_COUNTERS];
-
-static struct vfio_async_container *to_container(struct kobject *kobj)
-{
-	return container_of(kobj, struct vfio_async_container, kobj);
-}
 
 static ssize_t global_counter_show(struct kobject *kobj,
 				   struct kobj_attribute *kattr, char *buf)
@@ -49,17 +44,6 @@ static ssize_t global_counter_show(struct kobject *kobj,
 
 	return sysfs_emit(buf, "%ld\n",
 			  atomic_long_read(&vfio_async_totals.v[ca->index]));
-}
-
-static ssize_t container_counter_show(struct kobject *kobj,
-				      struct kobj_attribute *kattr, char *buf)
-{
-	struct counter_attr *ca = container_of(kattr, struct counter_attr,
-					       kattr);
-	struct vfio_async_container *c = to_container(kobj);
-
-	return sysfs_emit(buf, "%ld\n",
-			  atomic_long_read(&c->counters.v[ca->index]));
 }
 
 static ssize_t version_show(struct kobject *kobj, struct kobj_attribute *attr,
@@ -75,32 +59,8 @@ static ssize_t containers_show(struct kobject *kobj,
 			  atomic_long_read(&vfio_async_nr_containers));
 }
 
-static ssize_t owner_show(struct kobject *kobj, struct kobj_attribute *attr,
-			  char *buf)
-{
-	struct vfio_async_container *c = to_container(kobj);
-
-	return sysfs_emit(buf, "%d %s\n", c->owner_pid, c->owner_comm);
-}
-
-static ssize_t first_error_show(struct kobject *kobj,
-				struct kobj_attribute *attr, char *buf)
-{
-	struct vfio_async_container *c = to_container(kobj);
-	dma_addr_t iova;
-	int err;
-
-	mutex_lock(&c->lock);
-	err = c->first_error;
-	iova = c->first_error_iova;
-	mutex_unlock(&c->lock);
-	return sysfs_emit(buf, "%d 0x%llx\n", err, (unsigned long long)iova);
-}
-
 static struct kobj_attribute version_attr = __ATTR_RO(version);
 static struct kobj_attribute containers_attr = __ATTR_RO(containers);
-static struct kobj_attribute owner_attr = __ATTR_RO(owner);
-static struct kobj_attribute first_error_attr = __ATTR_RO(first_error);
 
 /* The fixed files, then one per counter, then the terminating NULL. */
 static struct attribute *global_attrs[2 + VFIO_ASYNC_NR_COUNTERS + 1] = {
@@ -108,75 +68,108 @@ static struct attribute *global_attrs[2 + VFIO_ASYNC_NR_COUNTERS + 1] = {
 	&containers_attr.attr,
 };
 
-static struct attribute *container_attrs[2 + VFIO_ASYNC_NR_COUNTERS + 1] = {
-	&owner_attr.attr,
-	&first_error_attr.attr,
-};
-
 static const struct attribute_group global_group = {
 	.attrs = global_attrs,
 };
 
-static const struct attribute_group container_group = {
-	.attrs = container_attrs,
+/*
+ * A container's files. Its directory is a kobject of the kernel's own
+ * type, whose release (possibly delayed, with DEBUG_KOBJECT_RELEASE) runs
+ * no code of this module; each file's attribute lives in the container and
+ * points back at it, and kobject_del() waits for every reader, so the
+ * container may go as soon as its directory is deleted.
+ */
+enum {
+	ATTR_OWNER = -1,
+	ATTR_FIRST_ERROR = -2,
 };
 
-static const struct attribute_group *container_groups[] = {
-	&container_group,
-	NULL,
-};
-
-static void fill_counter_attrs(struct counter_attr *ca,
-			       struct attribute **slots,
-			       ssize_t (*show)(struct kobject *,
-					       struct kobj_attribute *, char *))
+static ssize_t container_attr_show(struct kobject *kobj,
+				   struct kobj_attribute *kattr, char *buf)
 {
-	int i;
+	struct vfio_async_attr *a = container_of(kattr, struct vfio_async_attr,
+						 kattr);
+	struct vfio_async_container *c = a->c;
+	dma_addr_t iova;
+	int err;
 
-	for (i = 0; i < VFIO_ASYNC_NR_COUNTERS; i++) {
-		sysfs_attr_init(&ca[i].kattr.attr);
-		ca[i].kattr.attr.name = vfio_async_counter_names[i];
-		ca[i].kattr.attr.mode = 0444;
-		ca[i].kattr.show = show;
-		ca[i].index = i;
-		slots[i] = &ca[i].kattr.attr;
+	switch (a->index) {
+	case ATTR_OWNER:
+		return sysfs_emit(buf, "%d %s\n", c->owner_pid, c->owner_comm);
+	case ATTR_FIRST_ERROR:
+		spin_lock(&c->chunk_lock);
+		err = c->first_error;
+		iova = c->first_error_iova;
+		spin_unlock(&c->chunk_lock);
+		return sysfs_emit(buf, "%d 0x%llx\n", err,
+				  (unsigned long long)iova);
+	default:
+		return sysfs_emit(buf, "%ld\n",
+				  atomic_long_read(&c->counters.v[a->index]));
 	}
 }
 
-static void container_kobj_release(struct kobject *kobj)
+static void init_container_attr(struct vfio_async_container *c, int slot,
+				const char *name, int index)
 {
-	struct vfio_async_container *c = to_container(kobj);
+	struct vfio_async_attr *a = &c->attrs[slot];
 
-	mutex_destroy(&c->lock);
-	kfree(c);
+	sysfs_attr_init(&a->kattr.attr);
+	a->kattr.attr.name = name;
+	a->kattr.attr.mode = 0444;
+	a->kattr.show = container_attr_show;
+	a->c = c;
+	a->index = index;
+	c->attr_ptrs[slot] = &a->kattr.attr;
 }
 
-static const struct kobj_type container_ktype = {
-	.release	= container_kobj_release,
-	.sysfs_ops	= &kobj_sysfs_ops,
-	.default_groups	= container_groups,
-};
-
-/* Give @c its directory; on failure @c is freed. */
-int vfio_async_container_kobj_init(struct vfio_async_container *c)
+/* Give @c its directory, pid<PID>-c<ID>/, with its files. */
+int vfio_async_container_sysfs_add(struct vfio_async_container *c)
 {
-	int ret;
+	char name[32];
+	int i, ret;
 
-	ret = kobject_init_and_add(&c->kobj, &container_ktype, vfio_async_kobj,
-				   "pid%d-c%u", c->owner_pid, c->id);
-	if (ret)
-		kobject_put(&c->kobj);
+	init_container_attr(c, 0, "owner", ATTR_OWNER);
+	init_container_attr(c, 1, "first_error", ATTR_FIRST_ERROR);
+	for (i = 0; i < VFIO_ASYNC_NR_COUNTERS; i++)
+		init_container_attr(c, VFIO_ASYNC_NR_FIXED_ATTRS + i,
+				    vfio_async_counter_names[i], i);
+	c->attr_group.attrs = c->attr_ptrs;
+
+	snprintf(name, sizeof(name), "pid%d-c%u", c->owner_pid, c->id);
+	c->dir = kobject_create_and_add(name, vfio_async_kobj);
+	if (!c->dir)
+		return -ENOMEM;
+	ret = sysfs_create_group(c->dir, &c->attr_group);
+	if (ret) {
+		kobject_put(c->dir);
+		c->dir = NULL;
+	}
 	return ret;
+}
+
+void vfio_async_container_sysfs_del(struct vfio_async_container *c)
+{
+	sysfs_remove_group(c->dir, &c->attr_group);
+	kobject_del(c->dir);
+	kobject_put(c->dir);
+	c->dir = NULL;
 }
 
 int vfio_async_sysfs_init(void)
 {
-	int ret;
+	int i, ret;
 
-	fill_counter_attrs(global_counter_attrs, &global_attrs[2],
-			   global_counter_show);
-	fill_counter_attrs(container_counter_attrs, &container_attrs[2],
-			   container_counter_show);
+	for (i = 0; i < VFIO_ASYNC_NR_COUNTERS; i++) {
+		struct counter_attr *ca = &global_counter_attrs[i];
+
+		sysfs_attr_init(&ca->kattr.attr);
+		ca->kattr.attr.name = vfio_async_counter_names[i];
+		ca->kattr.attr.mode = 0444;
+		ca->kattr.show = global_counter_show;
+		ca->index = i;
+		global_attrs[2 + i] = &ca->kattr.attr;
+	}
 
 	vfio_async_kobj = kobject_create_and_add("vfio_async", kernel_kobj);
 	if (!vfio_async_kobj)

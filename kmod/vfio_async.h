@@ -24,7 +24,7 @@
  *
  * Chunks: a mapping is cut at every 2 MiB boundary of IOVA space, so that a
  * chunk of THP or hugetlbfs memory can be one IOMMU superpage. A chunk is
- * pending, in flight (a worker is pinning it with no lock held), mapped
+ * pending, in flight (someone is pinning it with no lock held), mapped
  * (pinned and mapped in every domain), or failed. Its state is one bit in
  * one of three bitmaps of its mapping: O(1) to look up once the mapping is
  * found in the rb-tree, in O(log n). The background takes the lowest
@@ -32,13 +32,19 @@
  * rb-tree holding only the deferred mappings with chunks left: claiming
  * costs the same with one mapping or 65535.
  *
- * In flight: a worker claims a chunk under the container lock, then pins
- * and maps it without the lock, so ioctls wait for one chunk at most. What
- * it relies on, the domain list and the mapping itself, only changes after
- * vfio_async_quiesce(), which stops new claims and waits for the chunks in
- * flight.
+ * In flight: a span of chunks is claimed under chunk_lock, then pinned and
+ * mapped with no lock held, and the result recorded under chunk_lock. A
+ * mapping made at once (MAP_DMA) is in flight the same way while its
+ * caller pins it, so no pin ever runs under a lock of ours. What a span in
+ * flight relies on, the domain list and its mapping, only changes after
+ * vfio_async_quiesce(), which stops new claims and waits for the spans in
+ * flight; a background span notices the quiesce between two batches of
+ * pages and gives its chunks back, so the wait is short.
  *
- * Naming: @last is inclusive, @end is exclusive.
+ * Naming: @last is inclusive, @end is exclusive. An IOVA range may end at
+ * the top of the 64-bit space, where an exclusive end would wrap to 0, so
+ * ends are offsets into their mapping (@start_off, @end_off: never above
+ * its size) or inclusive IOVAs; dma->iova + dma->size is never computed.
  *
  * Lock order, outermost first:
  *   vfio_container::group_lock (VFIO core; write around attach_group and
@@ -46,21 +52,26 @@
  *                               it, so an ioctl racing the last group's
  *                               detach can see the container released: a
  *                               core bug type1 shares, not fixable here)
- *   vfio_async_container::lock
+ *   vfio_async_container::lock  (mutex: structure; held only briefly, never
+ *                               across a pin)
  *   mm->mmap_lock               (read while pinning, write while accounting)
+ *   vfio_async_container::chunk_lock (spinlock: chunk state, claims)
  *   vfio_async_work_lock        (spinlock: the list of containers with work)
  * Nothing here is called with mmap_lock held, so the reverse never occurs.
- * Waiting for chunks in flight is done with no lock of ours held.
+ * Waiting for spans in flight is done with no lock of ours held.
  */
 #ifndef VFIO_ASYNC_H
 #define VFIO_ASYNC_H
 
 #include <linux/iommu.h>
 #include <linux/kobject.h>
+#include <linux/kref.h>
 #include <linux/list.h>
 #include <linux/mutex.h>
 #include <linux/rbtree.h>
 #include <linux/sched.h>
+#include <linux/spinlock.h>
+#include <linux/sysfs.h>
 #include <linux/types.h>
 #include <linux/wait.h>
 
@@ -87,6 +98,7 @@ enum vfio_async_counter {
 	VFIO_ASYNC_CHUNKS_MAPPED,	/* deferred chunks mapped, ever */
 	VFIO_ASYNC_BACKGROUND_ERRORS,	/* deferred chunks failed, ever */
 	VFIO_ASYNC_IOMMU_MAP_CALLS,	/* one per contiguous run and domain */
+	VFIO_ASYNC_WORKERS_BUSY,	/* background threads mapping it now */
 	VFIO_ASYNC_NR_COUNTERS,
 };
 
@@ -104,12 +116,12 @@ extern const char *const vfio_async_counter_names[VFIO_ASYNC_NR_COUNTERS];
  * @sweep_node: in vfio_async_container::sweep while it may have pending
  *		chunks; cleared (RB_EMPTY_NODE) otherwise
  * @iova: first IOVA
- * @size: bytes
+ * @size: bytes; @iova + @size - 1 does not wrap, @iova + @size may
  * @vaddr: user address backing @iova
  * @prot: IOMMU_READ and/or IOMMU_WRITE
  * @nchunks: chunks in the mapping (see vfio_async_chunk_span())
  * @mapped: bitmap, chunks pinned and mapped in every domain
- * @pending: bitmap, deferred chunks no worker has claimed yet
+ * @pending: bitmap, deferred chunks nobody has claimed yet
  * @failed: bitmap, deferred chunks the background could not map
  * @next_pending: no pending chunk below this index
  * @deferred: made by MAP_DMA_DEFERRED: mapped by the background workers,
@@ -119,8 +131,9 @@ extern const char *const vfio_async_counter_names[VFIO_ASYNC_NR_COUNTERS];
  * @task: group leader of the mapping process, for RLIMIT_MEMLOCK
  * @lock_cap: the mapping process had CAP_IPC_LOCK
  *
- * All fields are protected by vfio_async_container::lock; the bitmaps'
- * bits change only under it.
+ * The fields set at creation never change. The tree links change under
+ * both vfio_async_container::lock and ::chunk_lock; the bitmaps and
+ * @next_pending under ::chunk_lock.
  */
 struct vfio_async_dma {
 	struct rb_node node;
@@ -138,6 +151,22 @@ struct vfio_async_dma {
 	struct mm_struct *mm;
 	struct task_struct *task;
 	bool lock_cap;
+};
+
+/**
+ * struct vfio_async_span - chunks [@first, @first + @nr) of @dma, claimed:
+ *	in flight until vfio_async_complete_span()
+ * @dma: the mapping
+ * @first: first chunk
+ * @nr: number of chunks
+ * @background: claimed by a worker from the pending chunks; one that is
+ *		quiesced gives them back rather than finish
+ */
+struct vfio_async_span {
+	struct vfio_async_dma *dma;
+	unsigned long first;
+	unsigned long nr;
+	bool background;
 };
 
 /**
@@ -166,48 +195,84 @@ struct vfio_async_iova_range {
 	dma_addr_t last;
 };
 
+/* One sysfs file of a container: a counter, or one of the fixed files. */
+struct vfio_async_attr {
+	struct kobj_attribute kattr;
+	struct vfio_async_container *c;
+	int index;
+};
+
+/* The fixed files of a container's directory, then one per counter. */
+#define VFIO_ASYNC_NR_FIXED_ATTRS	2
+#define VFIO_ASYNC_NR_ATTRS	(VFIO_ASYNC_NR_FIXED_ATTRS + VFIO_ASYNC_NR_COUNTERS)
+
 /**
  * struct vfio_async_container - the backend's state for one VFIO container
- * @kobj: its sysfs directory; holds the container's memory
+ * @ref: held by VFIO (until release) and by a worker serving it
  * @id: unique number, part of the directory's name
  * @owner_pid: thread group that set the container up
  * @owner_comm: its command name
+ * @dir: its sysfs directory, a kobject of the kernel's own type, so that
+ *	 nothing of this module runs when its last reference goes
+ * @attrs: the files in @dir; @attr_ptrs and @attr_group list them
+ * @lock: see below
  * @domains: struct vfio_async_domain; the first one is the PFN record
- * @dma_tree: struct vfio_async_dma by IOVA, never overlapping
- * @sweep: the deferred ones among them that may have pending chunks, by
- *	   IOVA: the background takes the leftmost, in O(1), however many
- *	   mappings are done
  * @iova_ranges: sorted struct vfio_async_iova_range; empty means any IOVA
  *               (no domain yet)
  * @dma_avail: how many more mappings may be created
  * @pgsize_bitmap: page sizes every domain supports, at least PAGE_SIZE
- * @quiesced: callers of vfio_async_quiesce() not yet resumed; no chunk is
+ * @chunk_lock: see below
+ * @dma_tree: struct vfio_async_dma by IOVA, never overlapping
+ * @sweep: the deferred ones among them that may have pending chunks, by
+ *	   IOVA: the background takes the leftmost, in O(1), however many
+ *	   mappings are done
+ * @quiesced: callers of vfio_async_quiesce() not yet resumed; nothing is
  *	      claimed while non-zero
- * @in_flight: chunks claimed and not completed
+ * @in_flight: spans claimed and not completed
+ * @bg_in_flight: of those, the background's (its share of the pool)
  * @idle: woken when @in_flight drops to 0
  * @first_error: -errno of the first chunk that failed, or 0
  * @first_error_iova: its IOVA
  * @work_node: in vfio_async_work_list while it may have work (under
- *	       vfio_async_work_lock, not @lock)
- * @counters: this container's counters (atomic, read without @lock)
+ *	       vfio_async_work_lock)
+ * @counters: this container's counters (atomic, read without a lock)
+ *
+ * @lock (a mutex) serialises changes of structure: @domains (and their
+ * groups), @iova_ranges, @dma_avail, @pgsize_bitmap, and adding or
+ * removing a mapping. It is never held across a pin or a wait.
+ * @chunk_lock (a spinlock, taken under @lock when both are) protects the
+ * chunk state: every mapping's bitmaps, @sweep, @quiesced, @in_flight,
+ * @bg_in_flight, @first_error(_iova), and the byte counters' moves, so
+ * that they always add up. @dma_tree changes under both, and may be read
+ * under either. Claims take only @chunk_lock: a worker never waits for an
+ * ioctl of another tenant.
  */
 struct vfio_async_container {
-	struct kobject kobj;
+	struct kref ref;
 	unsigned int id;
 	pid_t owner_pid;
 	char owner_comm[TASK_COMM_LEN];
-	struct mutex lock;		/* protects the fields below */
+	struct kobject *dir;
+	struct vfio_async_attr attrs[VFIO_ASYNC_NR_ATTRS];
+	struct attribute *attr_ptrs[VFIO_ASYNC_NR_ATTRS + 1];
+	struct attribute_group attr_group;
+
+	struct mutex lock;		/* see above */
 	struct list_head domains;
-	struct rb_root dma_tree;
-	struct rb_root_cached sweep;
 	struct list_head iova_ranges;
 	unsigned int dma_avail;
 	unsigned long pgsize_bitmap;
+
+	spinlock_t chunk_lock;		/* see above */
+	struct rb_root dma_tree;
+	struct rb_root_cached sweep;
 	unsigned int quiesced;
 	unsigned int in_flight;
+	unsigned int bg_in_flight;
 	wait_queue_head_t idle;
 	int first_error;
 	dma_addr_t first_error_iova;
+
 	struct list_head work_node;
 	struct vfio_async_counters counters;
 };
@@ -222,6 +287,8 @@ static inline void vfio_async_count(struct vfio_async_container *c,
 /* container.c */
 void *vfio_async_open(unsigned long type);
 void vfio_async_release(void *iommu_data);
+void vfio_async_container_get(struct vfio_async_container *c);
+void vfio_async_container_put(struct vfio_async_container *c);
 int vfio_async_attach_group(void *iommu_data, struct iommu_group *iommu_group,
 			    enum vfio_group_type type);
 void vfio_async_detach_group(void *iommu_data, struct iommu_group *iommu_group);
@@ -230,6 +297,7 @@ struct iommu_domain *vfio_async_group_iommu_domain(void *iommu_data,
 bool vfio_async_all_domains_enforce_cc(struct vfio_async_container *c);
 void vfio_async_remove_dma(struct vfio_async_container *c,
 			   struct vfio_async_dma *dma);
+int vfio_async_quiesce_killable(struct vfio_async_container *c);
 void vfio_async_quiesce(struct vfio_async_container *c);
 void vfio_async_resume(struct vfio_async_container *c);
 
@@ -263,16 +331,20 @@ void vfio_async_install_iova_ranges(struct vfio_async_container *c,
 void vfio_async_free_iova_ranges(struct list_head *ranges);
 
 /* pages.c */
+bool vfio_async_vma_deferrable(struct vm_area_struct *vma);
+int vfio_async_check_vaddr(struct mm_struct *mm, unsigned long start,
+			   unsigned long last, int prot, bool deferred);
 int vfio_async_pin_map(struct vfio_async_container *c,
-		       struct vfio_async_dma *dma, size_t start, size_t end);
+		       struct vfio_async_dma *dma, size_t start_off,
+		       size_t end_off, bool background);
 void vfio_async_unmap_unpin(struct vfio_async_container *c,
-			    struct vfio_async_dma *dma, size_t start,
-			    size_t end);
+			    struct vfio_async_dma *dma, size_t start_off,
+			    size_t end_off);
 int vfio_async_lock_acct(struct vfio_async_dma *dma, long npages);
 int vfio_async_copy_mappings(struct iommu_domain *from,
 			     struct iommu_domain *to,
-			     struct vfio_async_dma *dma, size_t start,
-			     size_t end);
+			     struct vfio_async_dma *dma, size_t start_off,
+			     size_t end_off);
 
 /* deferred.c */
 struct vfio_async_dma *vfio_async_dma_alloc(dma_addr_t iova, size_t size,
@@ -282,8 +354,9 @@ void vfio_async_dma_free(struct vfio_async_dma *dma);
 void vfio_async_chunk_span(struct vfio_async_dma *dma, unsigned long first,
 			   unsigned long end, size_t *start_off,
 			   size_t *end_off);
-int vfio_async_map_all_now(struct vfio_async_container *c,
-			   struct vfio_async_dma *dma);
+void vfio_async_begin_sync(struct vfio_async_container *c,
+			   struct vfio_async_dma *dma,
+			   struct vfio_async_span *span);
 void vfio_async_unmap_all(struct vfio_async_container *c,
 			  struct vfio_async_dma *dma);
 void vfio_async_forget_dma(struct vfio_async_container *c,
@@ -295,18 +368,22 @@ int vfio_async_replay(struct vfio_async_container *c,
 		      struct vfio_async_domain *from,
 		      struct vfio_async_domain *to);
 bool vfio_async_has_pending(struct vfio_async_container *c);
-bool vfio_async_claim_chunk(struct vfio_async_container *c,
-			    struct vfio_async_dma **dma, unsigned long *chunk);
-void vfio_async_complete_chunk(struct vfio_async_container *c,
-			       struct vfio_async_dma *dma,
-			       unsigned long chunk, int ret);
+bool vfio_async_claim_background(struct vfio_async_container *c,
+				 unsigned int share,
+				 struct vfio_async_span *span);
+int vfio_async_map_span(struct vfio_async_container *c,
+			struct vfio_async_span *span);
+void vfio_async_complete_span(struct vfio_async_container *c,
+			      struct vfio_async_span *span, int ret);
+void vfio_async_abort_sync(struct vfio_async_container *c,
+			   struct vfio_async_span *span);
 
 /* worker.c */
 int vfio_async_workers_start(void);
 void vfio_async_workers_stop(void);
 void vfio_async_queue_work(struct vfio_async_container *c);
 void vfio_async_dequeue_work(struct vfio_async_container *c);
-int vfio_async_map_one_chunk(struct vfio_async_container *c);
+void vfio_async_work_done(void);
 
 /* fault.c: named fault points, /sys/kernel/debug/vfio_async/<name>/ */
 enum vfio_async_fault_point {
@@ -336,6 +413,7 @@ long vfio_async_ioctl(void *iommu_data, unsigned int cmd, unsigned long arg);
 /* sysfs.c */
 int vfio_async_sysfs_init(void);
 void vfio_async_sysfs_exit(void);
-int vfio_async_container_kobj_init(struct vfio_async_container *c);
+int vfio_async_container_sysfs_add(struct vfio_async_container *c);
+void vfio_async_container_sysfs_del(struct vfio_async_container *c);
 
 #endif /* VFIO_ASYNC_H */

@@ -34,41 +34,66 @@ module_param_named(cpus, thread_cpus, charp, 0444);
 MODULE_PARM_DESC(cpus,
 		 "CPUs the background threads may run on, as a cpulist such as 0-3,8 (default: all), to keep them off vCPU threads");
 
-/* The containers that may have chunks pending, and the threads' wait. */
+/*
+ * The containers that may have chunks pending, and the threads' wait. The
+ * generation moves on whenever a container is queued or a background span
+ * completes: a thread that found nothing to claim sleeps until it moves,
+ * since only then can a claim that was refused (no chunk, or the
+ * container at its share) succeed.
+ */
 static DEFINE_SPINLOCK(vfio_async_work_lock);
 static LIST_HEAD(vfio_async_work_list);	/* under vfio_async_work_lock */
+static unsigned int nr_queued;		/* its length, same lock */
+static atomic_t work_gen = ATOMIC_INIT(0);
 static DECLARE_WAIT_QUEUE_HEAD(vfio_async_work_wait);
 
 static struct task_struct **workers;
 static unsigned int nr_workers;
 
+static void work_moved_on(void)
+{
+	atomic_inc(&work_gen);
+	wake_up_all(&vfio_async_work_wait);
+}
+
 /**
  * vfio_async_queue_work - tell the threads @c may have chunks to map
- * @c: container, lock held (so it cannot race with the dequeue below)
+ * @c: container
  */
 void vfio_async_queue_work(struct vfio_async_container *c)
 {
-	lockdep_assert_held(&c->lock);
-
 	spin_lock(&vfio_async_work_lock);
-	if (list_empty(&c->work_node))
+	if (list_empty(&c->work_node)) {
 		list_add_tail(&c->work_node, &vfio_async_work_list);
+		nr_queued++;
+	}
 	spin_unlock(&vfio_async_work_lock);
-	wake_up(&vfio_async_work_wait);
+	work_moved_on();
 }
 
-/* @c has nothing the threads can do now; lock held. */
+/* @c has nothing the threads can do now. */
 void vfio_async_dequeue_work(struct vfio_async_container *c)
 {
-	lockdep_assert_held(&c->lock);
-
 	spin_lock(&vfio_async_work_lock);
-	list_del_init(&c->work_node);
+	if (!list_empty(&c->work_node)) {
+		list_del_init(&c->work_node);
+		nr_queued--;
+	}
 	spin_unlock(&vfio_async_work_lock);
 }
 
-/* The next container to serve, with a reference, or NULL. */
-static struct vfio_async_container *next_container(void)
+/* A background span completed: its container may claim again. */
+void vfio_async_work_done(void)
+{
+	work_moved_on();
+}
+
+/*
+ * The next container to serve, with a reference, or NULL; and the share
+ * of the pool each container with work may hold: no tenant can take more
+ * than its part of the threads, however much it has queued.
+ */
+static struct vfio_async_container *next_container(unsigned int *share)
 {
 	struct vfio_async_container *c;
 
@@ -77,67 +102,61 @@ static struct vfio_async_container *next_container(void)
 				     struct vfio_async_container, work_node);
 	if (c) {
 		list_move_tail(&c->work_node, &vfio_async_work_list);
-		kobject_get(&c->kobj);
+		vfio_async_container_get(c);
+		*share = DIV_ROUND_UP(nr_workers, nr_queued);
 	}
 	spin_unlock(&vfio_async_work_lock);
 	return c;
 }
 
-static bool work_queued(void)
+/* Map one chunk of @c in the background; false when @c gave none. */
+static bool serve(struct vfio_async_container *c, unsigned int share)
 {
-	bool queued;
-
-	spin_lock(&vfio_async_work_lock);
-	queued = !list_empty(&vfio_async_work_list);
-	spin_unlock(&vfio_async_work_lock);
-	return queued;
-}
-
-/**
- * vfio_async_map_one_chunk - pin and map the next pending chunk of @c
- * @c: container, lock not held
- *
- * Returns 1 when it handled a chunk (mapped or failed), 0 when @c had none
- * to give; @c then leaves the work list until something queues it again.
- */
-int vfio_async_map_one_chunk(struct vfio_async_container *c)
-{
-	struct vfio_async_dma *dma;
-	size_t start_off, end_off;
-	unsigned long chunk;
+	struct vfio_async_span span;
 	int ret;
 
-	mutex_lock(&c->lock);
-	if (!vfio_async_claim_chunk(c, &dma, &chunk)) {
-		vfio_async_dequeue_work(c);
-		mutex_unlock(&c->lock);
-		return 0;
+	if (!vfio_async_claim_background(c, share, &span))
+		return false;
+	ret = vfio_async_map_span(c, &span);
+	vfio_async_complete_span(c, &span, ret);
+	return true;
+}
+
+/*
+ * One round over the containers with work, one chunk each at most.
+ * Returns whether any chunk was handled.
+ */
+static bool serve_round(void)
+{
+	unsigned int i, n, share;
+	bool served = false;
+
+	spin_lock(&vfio_async_work_lock);
+	n = nr_queued;
+	spin_unlock(&vfio_async_work_lock);
+
+	for (i = 0; i < n && !kthread_should_stop(); i++) {
+		struct vfio_async_container *c = next_container(&share);
+
+		if (!c)
+			break;
+		served |= serve(c, share);
+		vfio_async_container_put(c);
+		cond_resched();
 	}
-	mutex_unlock(&c->lock);
-
-	vfio_async_chunk_span(dma, chunk, chunk + 1, &start_off, &end_off);
-	ret = vfio_async_pin_map(c, dma, start_off, end_off);
-
-	mutex_lock(&c->lock);
-	vfio_async_complete_chunk(c, dma, chunk, ret);
-	mutex_unlock(&c->lock);
-	return 1;
+	return served;
 }
 
 static int worker_main(void *unused)
 {
 	while (!kthread_should_stop()) {
-		struct vfio_async_container *c = next_container();
+		int gen = atomic_read(&work_gen);
 
-		if (!c) {
-			wait_event_interruptible(vfio_async_work_wait,
-						 work_queued() ||
-						 kthread_should_stop());
+		if (serve_round())
 			continue;
-		}
-		vfio_async_map_one_chunk(c);
-		kobject_put(&c->kobj);
-		cond_resched();
+		wait_event_interruptible(vfio_async_work_wait,
+					 atomic_read(&work_gen) != gen ||
+					 kthread_should_stop());
 	}
 	return 0;
 }

@@ -33,6 +33,8 @@
  * vfio_util.h) also apply to the deferred maps made here.
  */
 #include <dirent.h>
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
@@ -41,6 +43,9 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -651,6 +656,15 @@ TEST_F(deferred, map_vaddr_checks)
 	EXPECT_ERRNO(EFAULT, vfio_map_deferred(c, IOVA_HI, buf + P, 2 * P, VFIO_ASYNC_MAP_FLAG_READ));
 	/* NOW finds the hole while pinning: undone, nothing left pinned. */
 	EXPECT_ERRNO(EFAULT, vfio_map_deferred(c, IOVA_HI, buf, 8 * P, DNOW));
+	/*
+	 * Kernel addresses up to the very top: the walk over the VMAs must
+	 * not be skipped because vaddr + size wraps to 0.
+	 */
+	EXPECT_ERRNO(EFAULT, vfio_map_deferred(c, IOVA_HI, (void *)-CHUNK,
+					       CHUNK, DRW));
+	EXPECT_ERRNO(EFAULT, vfio_map_deferred(c, IOVA_HI, (void *)-P, P, DRW));
+	EXPECT_ERRNO(EFAULT, vfio_map_deferred(c, IOVA_HI, (void *)-CHUNK,
+					       CHUNK, DNOW));
 	expect_held(_metadata, self, 0, 0, "after refused maps");
 	/* Either side of it is fine. */
 	ASSERT_OK(vfio_map_deferred(c, IOVA_HI, buf, 2 * P, DRW));
@@ -1857,6 +1871,264 @@ TEST_F_TIMEOUT(deferred, background_failure, 120)
 	EXPECT_EQ(1ULL, st.pinned_pages);
 	expect_held(_metadata, self, 0, 0, "after unmap");
 	free(expect);
+}
+
+/* ========================================================================= */
+/* 9. What memory the background may fault in                                */
+/* ========================================================================= */
+
+/*
+ * The background threads are shared by every container on the host and
+ * cannot be interrupted, so a deferred mapping takes only memory whose
+ * faults the kernel serves alone: anonymous, shmem (memfd, /dev/shm) and
+ * hugetlbfs, not userfaultfd-armed. Any other file (ramfs stands in for
+ * FUSE here, whose faults wait on a user-space server) and device memory
+ * are refused with EOPNOTSUPP; MAP_DMA and the NOW flag still take them.
+ */
+
+#define RAMFS_DIR	"/tmp/deferred-ramfs"
+
+/* A @size file on a ramfs of its own (mounted once), or -errno. */
+static int ramfs_file(size_t size)
+{
+	int fd;
+
+	if (mkdir(RAMFS_DIR, 0700) && errno != EEXIST)
+		return -errno;
+	if (access(RAMFS_DIR "/.mounted", F_OK)) {
+		if (mount("ramfs", RAMFS_DIR, "ramfs", 0, "mode=0700"))
+			return -errno;
+		fd = open(RAMFS_DIR "/.mounted", O_CREAT | O_WRONLY, 0600);
+		if (fd >= 0)
+			close(fd);
+	}
+	fd = open(RAMFS_DIR "/f", O_RDWR | O_CREAT | O_TRUNC, 0600);
+	if (fd < 0)
+		return -errno;
+	unlink(RAMFS_DIR "/f");
+	if (ftruncate(fd, size)) {
+		close(fd);
+		return -errno;
+	}
+	return fd;
+}
+
+/* Map @fd's first @size bytes, shared or private; NULL on failure. */
+static void *map_file(int fd, size_t size, int flags, void *at)
+{
+	void *p = mmap(at, size, PROT_READ | PROT_WRITE,
+		       flags | (at ? MAP_FIXED : 0), fd, 0);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
+/* Anonymous memory registered with a userfaultfd (missing faults). */
+static void *uffd_armed(size_t size, int *uffd)
+{
+	struct uffdio_api api = { .api = UFFD_API };
+	struct uffdio_register reg = { .mode = UFFDIO_REGISTER_MODE_MISSING };
+	void *p;
+
+	*uffd = syscall(__NR_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	if (*uffd < 0 || ioctl(*uffd, UFFDIO_API, &api))
+		return NULL;
+	p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+	reg.range.start = (uintptr_t)p;
+	reg.range.len = size;
+	if (ioctl(*uffd, UFFDIO_REGISTER, &reg)) {
+		munmap(p, size);
+		return NULL;
+	}
+	return p;
+}
+
+/* DMA a pattern into the first and the last page of [iova, +size). */
+static void dma_lands(struct __test_metadata *_metadata,
+		      FIXTURE_DATA(deferred) *self, uint64_t iova,
+		      uint8_t *mem, uint64_t size, const char *what)
+{
+	uint64_t at[2] = { 0, size - P };
+	uint8_t data[XFER];
+	int i;
+
+	for (i = 0; i < 2; i++) {
+		pattern_fill(data, XFER, 0x9a9e + i);
+		ASSERT_OK(edu_buf_write(&self->edu, 0, data, XFER));
+		ASSERT_OK(edu_dma(&self->edu, iova + at[i], 0, XFER, true));
+		if (memcmp(mem + at[i], data, XFER))
+			TH_LOG("%s: DMA to offset 0x%llx did not land", what,
+			       (unsigned long long)at[i]);
+		EXPECT_EQ(0, memcmp(mem + at[i], data, XFER));
+	}
+	EXPECT_NO_DMAR_FAULT(&self->kw);
+}
+
+TEST_F_TIMEOUT(deferred, memory_kinds, 120)
+{
+	const uint64_t size = 4 * MiB;
+	struct vfio_iommu_async_status st;
+	int c = self->v.container, fd, uffd = -1, i;
+	uint8_t *p, *q, *mixed, *ok[3];
+	long huge_old = -1;
+	char shm[64];
+
+	RETURN_IF_SKIPPED();
+	kmsg_drain(&self->kw);
+
+	/* ramfs, shared and private: refused; MAP_DMA and NOW take it. */
+	fd = ramfs_file(size);
+	ASSERT_LE(0, fd);
+	p = map_file(fd, size, MAP_SHARED, NULL);
+	q = map_file(fd, size, MAP_PRIVATE, NULL);
+	ASSERT_NE(NULL, p);
+	ASSERT_NE(NULL, q);
+	EXPECT_ERRNO(EOPNOTSUPP, vfio_map_deferred(c, IOVA_HI, p, size, DRW));
+	EXPECT_ERRNO(EOPNOTSUPP, vfio_map_deferred(c, IOVA_HI, q, size, DRW));
+	EXPECT_ERRNO(EOPNOTSUPP, vfio_map_deferred(c, IOVA_HI, p, size,
+						   VFIO_ASYNC_MAP_FLAG_READ));
+	ASSERT_OK(vfio_map(c, IOVA_HI, p, size, VFIO_RW));
+	dma_lands(_metadata, self, IOVA_HI, p, size, "ramfs, MAP_DMA");
+	unmap_expect(_metadata, c, IOVA_HI, size);
+	ASSERT_OK(vfio_map_deferred(c, IOVA_HI, q, size, DNOW));
+	dma_lands(_metadata, self, IOVA_HI, q, size, "ramfs private, NOW");
+	unmap_expect(_metadata, c, IOVA_HI, size);
+
+	/* One ramfs page at the end of an anonymous range is enough. */
+	mixed = anon(self, size);
+	ASSERT_NE(NULL, mixed);
+	ASSERT_NE(NULL, map_file(fd, P, MAP_SHARED, mixed + size - P));
+	EXPECT_ERRNO(EOPNOTSUPP, vfio_map_deferred(c, IOVA_HI, mixed, size,
+						   DRW));
+	close(fd);
+
+	/* userfaultfd-armed anonymous memory: refused. */
+	p = uffd_armed(size, &uffd);
+	if (p) {
+		EXPECT_ERRNO(EOPNOTSUPP, vfio_map_deferred(c, IOVA_HI + 16 * MiB,
+							   p, size, DRW));
+		munmap(p, size);
+		close(uffd);
+	} else {
+		TH_LOG("no userfaultfd (%s): that case not checked",
+		       strerror(errno));
+	}
+
+	/* Device memory (edu's BAR0): refused. */
+	EXPECT_ERRNO(EOPNOTSUPP,
+		     vfio_map_deferred(c, IOVA_HI + 16 * MiB,
+				       (void *)self->edu.bar,
+				       self->edu.bar_size, DRW));
+	expect_held(_metadata, self, 0, 0, "after the refusals");
+
+	/* memfd, a /dev/shm file, hugetlbfs: mapped by the background. */
+	fd = memfd_create("deferred", 0);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, ftruncate(fd, size));
+	ok[0] = map_file(fd, size, MAP_SHARED, NULL);
+	close(fd);
+	snprintf(shm, sizeof(shm), "/dev/shm/deferred-%d", getpid());
+	fd = open(shm, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	ASSERT_LE(0, fd);
+	unlink(shm);
+	ASSERT_EQ(0, ftruncate(fd, size));
+	ok[1] = map_file(fd, size, MAP_SHARED, NULL);
+	close(fd);
+	ok[2] = NULL;
+	if (!hugetlb_reserve(size / CHUNK, &huge_old)) {
+		fd = memfd_create("deferred-huge", MFD_HUGETLB);
+		if (fd >= 0 && !ftruncate(fd, size))
+			ok[2] = map_file(fd, size, MAP_SHARED, NULL);
+		if (fd >= 0)
+			close(fd);
+	}
+	ASSERT_NE(NULL, ok[0]);
+	ASSERT_NE(NULL, ok[1]);
+	if (!ok[2])
+		TH_LOG("no hugetlbfs memory: that kind not checked");
+	for (i = 0; i < 3; i++)
+		if (ok[i])
+			ASSERT_OK(vfio_map_deferred(c, IOVA_HI + (i + 1) * 16 * MiB,
+						    ok[i], size, DRW));
+	/* And the anonymous part of the mixed range, without its last page. */
+	ASSERT_OK(vfio_map_deferred(c, IOVA_HI, mixed, size - P, DRW));
+	ASSERT_OK(vfio_async_wait_settled(c, &st, SETTLE_MS));
+	EXPECT_EQ(0ULL, st.failed_bytes);
+	for (i = 0; i < 3; i++) {
+		if (!ok[i])
+			continue;
+		dma_lands(_metadata, self, IOVA_HI + (i + 1) * 16 * MiB, ok[i],
+			  size, i == 0 ? "memfd" : i == 1 ? "/dev/shm" : "hugetlbfs");
+		unmap_expect(_metadata, c, IOVA_HI + (i + 1) * 16 * MiB, size);
+		munmap(ok[i], size);
+	}
+	unmap_expect(_metadata, c, IOVA_HI, size - P);
+	if (huge_old >= 0)
+		hugetlb_restore(huge_old);
+	expect_held(_metadata, self, 0, 0, "after unmap");
+}
+
+/*
+ * The VMAs are checked again when a worker pins: memory swapped for a
+ * ramfs file after the deferred call fails exactly the chunks it covers,
+ * with EOPNOTSUPP, and the rest is mapped.
+ */
+TEST_F_TIMEOUT(deferred, vma_swapped_after_the_call, 120)
+{
+	const uint64_t size = 16 * MiB, iova = IOVA_HI, half = size / 2;
+	struct vfio_iommu_async_status st;
+	int c = self->v.container, fd, attempt;
+	bool conclusive = false;
+	uint8_t *buf = NULL;
+	struct xfer x;
+
+	RETURN_IF_SKIPPED();
+	fd = ramfs_file(half);
+	ASSERT_LE(0, fd);
+	for (attempt = 0; attempt < DELAY_TRIES && !conclusive; attempt++) {
+		const uint64_t dsize = DELAY_MIN << attempt;
+		uint8_t *delay = anon(self, dsize);
+
+		ASSERT_NE(NULL, delay);
+		buf = anon(self, size);
+		ASSERT_NE(NULL, buf);
+		ASSERT_OK(vfio_map_deferred(c, DELAY_IOVA, delay, dsize, DRW));
+		ASSERT_OK(vfio_map_deferred(c, iova, buf, size, DRW));
+		ASSERT_NE(NULL, map_file(fd, half, MAP_SHARED, buf + half));
+		ASSERT_OK(vfio_async_status(c, &st));
+		conclusive = target_untouched(&st, size, self->nthreads);
+		unmap_expect(_metadata, c, DELAY_IOVA, dsize);
+		anon_free(self, delay);
+		if (conclusive)
+			break;
+		TH_LOG("sweep reached the range before the swap (delayer %llu MiB): retrying",
+		       (unsigned long long)(dsize / MiB));
+		unmap_expect(_metadata, c, iova, size);
+		anon_free(self, buf);
+	}
+	close(fd);
+	if (!conclusive)
+		SKIP(return, "could not keep the range pending long enough");
+
+	ASSERT_OK(vfio_async_wait_settled(c, &st, SETTLE_MS));
+	EXPECT_EQ(half, st.failed_bytes);
+	EXPECT_EQ(half, st.mapped_bytes);
+	EXPECT_EQ(-EOPNOTSUPP, st.first_error);
+	EXPECT_LE(iova + half, st.first_error_iova);
+	EXPECT_GT(iova + size, st.first_error_iova);
+	expect_held(_metadata, self, half / P, size, "settled");
+
+	kmsg_drain(&self->kw);
+	dma_lands(_metadata, self, iova, buf, half, "the anonymous half");
+	x.iova = iova + half;
+	x.len = XFER;
+	x.write = true;
+	ASSERT_OK(edu_dma(&self->edu, x.iova, 0, XFER, true));
+	faults_within(_metadata, self, &x, 1);
+	unmap_expect(_metadata, c, iova, size);
+	expect_held(_metadata, self, 0, 0, "after unmap");
 }
 
 TEST_HARNESS_MAIN

@@ -103,6 +103,7 @@
 #include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -145,7 +146,7 @@ enum {
 	X_EINVAL = 1 << 0, X_EEXIST = 1 << 1, X_ENOSPC = 1 << 2,
 	X_EFAULT = 1 << 3, X_ENOMEM = 1 << 4, X_E2BIG = 1 << 5,
 	X_EBUSY = 1 << 6, X_ENODEV = 1 << 7, X_EBADF = 1 << 8,
-	X_OTHER = 1 << 30,
+	X_EOPNOTSUPP = 1 << 9, X_OTHER = 1 << 30,
 };
 
 static unsigned int errbit(int err)
@@ -160,6 +161,7 @@ static unsigned int errbit(int err)
 	case EBUSY: return X_EBUSY;
 	case ENODEV: return X_ENODEV;
 	case EBADF: return X_EBADF;
+	case EOPNOTSUPP: return X_EOPNOTSUPP;
 	default: return X_OTHER;
 	}
 }
@@ -252,8 +254,18 @@ struct region {
 	uint8_t *shadow;	/* what the memory must hold */
 	uint8_t *present;	/* per page: mapped in the process */
 	uint8_t *ro;		/* per page: PROT_READ only */
+	uint8_t *kind;		/* per page: what backs it (enum page_kind) */
 	uint32_t seed, gen;
 };
+
+/*
+ * Deferred mappings take only memory whose faults cannot wait on user
+ * space: anonymous and memfd (shmem) pages, not ramfs files.
+ */
+enum page_kind { PK_ANON, PK_MEMFD, PK_RAMFS };
+
+/* Where ramfs is mounted for op_mmap_file(), or "" (then memfd only). */
+static char ramfs_dir[64];
 
 struct mapping {
 	uint64_t iova, size;
@@ -522,6 +534,27 @@ static bool vaddr_ok(struct worker *w, uint64_t va, uint64_t size,
 	return true;
 }
 
+/* Can the memory at [va, va + size) back a deferred mapping? */
+static bool deferrable(struct worker *w, uint64_t va, uint64_t size)
+{
+	uint64_t off, pg;
+	int r;
+
+	for (r = 0; r < NGROUPS; r++) {
+		uint64_t b = (uintptr_t)w->bar_area + r * BAR_AREA;
+
+		if (va < b + BAR_AREA && b < va + size)
+			return false;	/* device memory */
+	}
+	r = region_of(w, va, size, &off);
+	if (r < 0)
+		return true;	/* the huge VMA, or not memory at all */
+	for (pg = off / P; pg < (off + size + P - 1) / P; pg++)
+		if (w->reg[r].present[pg] && w->reg[r].kind[pg] == PK_RAMFS)
+			return false;
+	return true;
+}
+
 static void taint_add(struct worker *w, uint64_t start, uint64_t size)
 {
 	if (w->ntaint == MAX_TAINT) {
@@ -722,7 +755,8 @@ static int region_alloc(struct region *r, size_t size, bool thp, bool fresh,
 	r->shadow = calloc(1, size);
 	r->present = malloc(size / P);
 	r->ro = calloc(1, size / P);
-	if (!r->shadow || !r->present || !r->ro)
+	r->kind = calloc(1, size / P);
+	if (!r->shadow || !r->present || !r->ro || !r->kind)
 		return -ENOMEM;
 	memset(r->present, 1, size / P);
 	region_fill(r, 0, size);
@@ -1086,6 +1120,9 @@ static unsigned int map_expect(struct worker *w, const struct mreq *q)
 			e |= X_EINVAL;
 		if (!vaddr_ok(w, q->vaddr, q->size, q->flags))
 			e |= X_EFAULT;
+		if (q->deferred && !(q->flags & F_NOW) &&
+		    !deferrable(w, q->vaddr, q->size))
+			e |= X_EOPNOTSUPP;
 		if (w->rlimit && !q->bar &&
 		    model_bytes(w, LOCKED_BYTES) + q->size > w->rlimit)
 			e |= X_ENOMEM;
@@ -1770,9 +1807,49 @@ static void op_mmap_back(struct worker *w)
 			R->thp ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
 		memset(R->present + pg, 1, end - pg);
 		memset(R->ro + pg, 0, end - pg);
+		memset(R->kind + pg, PK_ANON, end - pg);
 		region_fill(R, pg * P, (end - pg) * P);
 		pg = end;
 	}
+}
+
+/*
+ * Put a shared file mapping over part of a region, as a VMM could behind a
+ * deferred mapping's back: a memfd (shmem, which deferred mappings take)
+ * or a ramfs file (which they refuse, at the call and when a worker pins).
+ */
+static void op_mmap_file(struct worker *w)
+{
+	bool ramfs = ramfs_dir[0] && chance(&w->rng, 50);
+	uint64_t off, len;
+	char path[96];
+	int r, fd;
+
+	pick_range(w, &r, &off, &len);
+	step_desc(w, "mmap a %s file over region %d [0x%llx, +0x%llx)",
+		  ramfs ? "ramfs" : "memfd", r, (unsigned long long)off,
+		  (unsigned long long)len);
+	if (ramfs) {
+		snprintf(path, sizeof(path), "%s/w%d-%ld", ramfs_dir, w->idx,
+			 w->step);
+		fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+		if (fd >= 0)
+			unlink(path);
+	} else {
+		fd = memfd_create("fuzz", 0);
+	}
+	if (fd < 0 || ftruncate(fd, len))
+		violation(w, "%s file: %s", ramfs ? "ramfs" : "memfd",
+			  strerror(errno));
+	if (mmap(w->reg[r].va + off, len, PROT_READ | PROT_WRITE,
+		 MAP_SHARED | MAP_FIXED, fd, 0) == MAP_FAILED)
+		violation(w, "mmap file: %s", strerror(errno));
+	close(fd);
+	taint_region(w, r, off, len, false);
+	memset(w->reg[r].present + off / P, 1, len / P);
+	memset(w->reg[r].ro + off / P, 0, len / P);
+	memset(w->reg[r].kind + off / P, ramfs ? PK_RAMFS : PK_MEMFD, len / P);
+	region_fill(&w->reg[r], off, len);
 }
 
 /* mprotect part of a region read-only, or back to read-write. */
@@ -2493,7 +2570,7 @@ enum op {
 	OP_MAP, OP_DMAP, OP_BOGUS_MAP, OP_UNMAP, OP_UNMAP_RANGE, OP_UNMAP_ALL,
 	OP_UNMAP_EMPTY, OP_BOGUS_UNMAP, OP_STATUS, OP_INFO, OP_EXT, OP_SETTLE,
 	OP_DETACH, OP_ATTACH, OP_CLOSE, OP_DEVICE, OP_MUNMAP, OP_MMAP,
-	OP_MPROTECT, OP_CHILD, OP_SYSFS, OP_BAR, NR_OPS,
+	OP_MPROTECT, OP_CHILD, OP_SYSFS, OP_BAR, OP_MMAP_FILE, NR_OPS,
 };
 
 /* Relative weights, per thousand roughly; DMA is drawn separately. */
@@ -2504,7 +2581,7 @@ static const int weight[NR_OPS] = {
 	[OP_INFO] = 25, [OP_EXT] = 20, [OP_SETTLE] = 20, [OP_DETACH] = 10,
 	[OP_ATTACH] = 15, [OP_CLOSE] = 6, [OP_DEVICE] = 15, [OP_MUNMAP] = 15,
 	[OP_MMAP] = 20, [OP_MPROTECT] = 15, [OP_CHILD] = 12, [OP_SYSFS] = 15,
-	[OP_BAR] = 15,
+	[OP_BAR] = 15, [OP_MMAP_FILE] = 12,
 };
 
 static void one_step(struct worker *w)
@@ -2576,6 +2653,7 @@ static void one_step(struct worker *w)
 	case OP_MUNMAP: op_munmap(w); break;
 	case OP_MMAP: op_mmap_back(w); break;
 	case OP_MPROTECT: op_mprotect(w); break;
+	case OP_MMAP_FILE: op_mmap_file(w); break;
 	case OP_CHILD: op_child(w); break;
 	case OP_SYSFS: op_sysfs(w); break;
 	case OP_BAR: op_bar(w); break;
@@ -2977,6 +3055,13 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	/* A ramfs for op_mmap_file(), writable by the unprivileged workers. */
+	snprintf(ramfs_dir, sizeof(ramfs_dir), "/tmp/fuzz-ramfs");
+	if ((mkdir(ramfs_dir, 0777) && errno != EEXIST) ||
+	    mount("ramfs", ramfs_dir, "ramfs", 0, "mode=1777")) {
+		say("# no ramfs (%s): memfd files only", strerror(errno));
+		ramfs_dir[0] = 0;
+	}
 	say("1..%d", nseeds);
 	say("# fuzz: %d seed(s) of %d s, %d worker(s), %d group(s), threads=%d, DMA %d/1000 steps",
 	    nseeds, per, opt.procs, opt.ngroups, opt.threads, opt.dma_permille);

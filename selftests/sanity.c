@@ -10,7 +10,9 @@
  *   one set to VFIO_TYPE1_IOMMU (v1) is never ours;
  * - /sys/kernel/vfio_async/version is a sane version string;
  * - SET_IOMMU with an unknown type, without a group, or twice fails;
- * - the module cannot be removed while a container uses it.
+ * - the module cannot be removed while a container uses it, and can the
+ *   moment the last one is closed, without anything of it running later
+ *   (the debug kernel delays kobject releases by seconds to catch that).
  */
 #include <ctype.h>
 #include <errno.h>
@@ -174,6 +176,62 @@ TEST_F(dev, rmmod_refused_while_container_exists)
 	EXPECT_EQ(EWOULDBLOCK, errno);
 	EXPECT_TRUE(async_loaded());
 	EXPECT_EQ(1, async_containers());
+}
+
+/* The parameters of the loaded module, as "name=value ..." for modprobe. */
+static int async_params(char *out, size_t n)
+{
+	static const char *const names[] = {
+		"type1v2_dropin", "allow_unsafe_interrupts", "dma_entry_limit",
+		"threads", "nice", "cpus",
+	};
+	char path[128], val[64];
+	size_t used = 0;
+	unsigned int i;
+	int ret;
+
+	out[0] = 0;
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		snprintf(path, sizeof(path), ASYNC_MODULE_SYSFS "/parameters/%s",
+			 names[i]);
+		ret = sysfs_read(path, val, sizeof(val));
+		if (ret)
+			return ret;
+		if (!val[0] || !strcmp(val, "(null)"))
+			continue;
+		used += snprintf(out + used, n - used, " %s=%s", names[i], val);
+		if (used >= n)
+			return -E2BIG;
+	}
+	return 0;
+}
+
+/*
+ * rmmod right after the last container goes, then wait: a container's
+ * sysfs directory may be released seconds later (DEBUG_KOBJECT_RELEASE
+ * delays every kobject release by 1-4 s), and nothing of the module may
+ * run then. Loaded again with the same parameters for the tests after.
+ */
+TEST_F_TIMEOUT(dev, rmmod_right_after_close, 60)
+{
+	char params[512], cmd[640];
+
+	RETURN_IF_SKIPPED();
+	if (!async_loaded())
+		SKIP(return, "vfio_iommu_async not loaded");
+	ASSERT_OK(async_params(params, sizeof(params)));
+
+	ASSERT_OK(vfio_dev_open_env(&self->v, VFIO_ASYNC_IOMMU));
+	vfio_dev_close(&self->v);
+	EXPECT_EQ(0, syscall(SYS_delete_module, "vfio_iommu_async",
+			     O_NONBLOCK));
+	EXPECT_FALSE(async_loaded());
+	/* Longer than the longest delayed release. */
+	sleep(6);
+	snprintf(cmd, sizeof(cmd), "modprobe vfio_iommu_async%s", params);
+	ASSERT_EQ(0, system(cmd));
+	ASSERT_TRUE(async_loaded());
+	EXPECT_EQ(0, async_containers());
 }
 
 /*

@@ -525,7 +525,7 @@ int async_totals_nonzero(char *why, size_t n)
 {
 	static const char *const names[] = {
 		"containers", "pinned_pages", "deferred_bytes", "sync_bytes",
-		"mapped_bytes", "pending_bytes", "failed_bytes",
+		"mapped_bytes", "pending_bytes", "failed_bytes", "workers_busy",
 	};
 	char path[128];
 	unsigned int i;
