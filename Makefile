@@ -2,7 +2,7 @@
 #
 # vfio_iommu_async: build, lint, test and package.
 #
-#   make                 build kmod/vfio_iommu_async.ko for the target kernel
+#   make                 build the module for each target kernel
 #   make check           install what is missing, build, boot the test VM, run
 #                        the selftests (ours and stock type1), print a summary
 #   make demo            boot the VM and show what the module does
@@ -13,19 +13,20 @@
 #   make deb             a Debian vfio-iommu-async-dkms package in build/
 #   make fresh-check     the README's Quick start on a bare Debian 12 root
 #
-# The target is Debian 12's 6.1 kernel; the build machine's own kernel is not
-# one. KERNELRELEASE and KDIR override what scripts/target-kernel finds.
+# The targets are Debian 12's kernels: 6.1 and 6.12 (scripts/target-kernel;
+# KERNEL_SERIES=6.12 picks one series, KERNELRELEASE=<release> one kernel,
+# KDIR its build directory). The build machine's own kernel is never one.
+# Each kernel's module is build/<release>/kmod/vfio_iommu_async.ko.
 #
-# Everything that depends on installed packages (the kernel release, its
-# build directory) is a recursive variable, expanded only in recipes, which
-# run after "setup" has installed the packages: on a bare machine the first
-# "make" installs them, then finds the kernel. Never use := for these.
+# Everything that depends on installed packages (the kernel releases, their
+# build directories) is a recursive variable, expanded only in recipes,
+# which run after "setup" has installed the packages: on a bare machine the
+# first "make" installs them, then finds the kernels. Never use := for these.
 
-KERNELRELEASE ?= $(shell scripts/target-kernel)
-KDIR ?= /lib/modules/$(KERNELRELEASE)/build
-
-KBUILD_ARGS = -C $(KDIR) M=$(CURDIR)/kmod CONFIG_VFIO_IOMMU_ASYNC=m
-KO := kmod/vfio_iommu_async.ko
+KERNELRELEASES = $(or $(KERNELRELEASE),$(shell scripts/target-kernel --all))
+ifdef KDIR
+export KDIR
+endif
 BUILD := build
 CHECKPATCH := $(BUILD)/ksrc/scripts/checkpatch.pl
 
@@ -36,37 +37,42 @@ all: modules
 
 # Resolved late, so that "make check" on a bare machine installs first.
 modules: setup
-	@test -n "$(KERNELRELEASE)" && test -d "$(KDIR)" || \
-		{ echo "no kernel build directory '$(KDIR)'" >&2; exit 1; }
-	$(MAKE) $(KBUILD_ARGS) modules
+	@test -n "$(KERNELRELEASES)" || { echo "no target kernel" >&2; exit 1; }
+	@for r in $(KERNELRELEASES); do scripts/build-kmod $$r modules || exit 1; done
 
 setup:
 	@scripts/setup-host
 
 install: modules
-	$(MAKE) $(KBUILD_ARGS) modules_install
-	depmod -a $(KERNELRELEASE)
+	@for r in $(KERNELRELEASES); do \
+		scripts/build-kmod $$r modules_install && depmod -a $$r || exit 1; \
+	done
 
 $(CHECKPATCH): | setup
 	scripts/ksrc-extract $(BUILD)/ksrc scripts/checkpatch.pl \
 		scripts/spelling.txt scripts/const_structs.checkpatch
 
 lint: setup $(CHECKPATCH)
-	$(MAKE) $(KBUILD_ARGS) clean
-	$(MAKE) $(KBUILD_ARGS) W=1 C=2 modules 2>&1 | tee $(BUILD)/lint.log
-	@! grep -E 'warning|error' $(BUILD)/lint.log || \
-		{ echo "lint: compiler or sparse warnings above" >&2; exit 1; }
+	@mkdir -p $(BUILD)
+	@for r in $(KERNELRELEASES); do \
+		scripts/build-kmod $$r clean >/dev/null && \
+		scripts/build-kmod $$r W=1 C=2 modules 2>&1 | tee $(BUILD)/lint-$$r.log; \
+		! grep -E 'warning|error' $(BUILD)/lint-$$r.log || \
+			{ echo "lint: compiler or sparse warnings above ($$r)" >&2; exit 1; }; \
+	done
 	$(CHECKPATCH) --no-tree --strict --terse \
-		-f $(filter-out %.mod.c,$(wildcard kmod/*.c)) kmod/*.h include/uapi/linux/*.h
+		-f $(filter-out %.mod.c,$(wildcard kmod/*.c kmod/probes/*.c)) kmod/*.h include/uapi/linux/*.h
 
 check-layout: modules
-	scripts/check-vfio-layout $(KO) $(KERNELRELEASE)
+	@for r in $(KERNELRELEASES); do \
+		scripts/check-vfio-layout $(BUILD)/$$r/kmod/vfio_iommu_async.ko $$r || exit 1; \
+	done
 
 selftests: setup
 	$(MAKE) -C selftests
 
-check: modules check-layout selftests
-	scripts/run-checks
+check: modules selftests
+	KERNELRELEASES="$(KERNELRELEASES)" scripts/run-checks
 
 # Builds (and caches in ~/.cache/vfio-async) a debug 6.1 kernel first.
 check-debug: setup
@@ -79,7 +85,7 @@ bench: modules selftests
 	scripts/bench
 
 dkms-check: setup
-	scripts/dkms-check
+	KERNELRELEASES="$(KERNELRELEASES)" scripts/dkms-check
 
 deb: setup
 	scripts/mkdeb $(BUILD)
@@ -89,6 +95,5 @@ fresh-check:
 	scripts/fresh-check
 
 clean:
-	-$(MAKE) $(KBUILD_ARGS) clean
 	-$(MAKE) -C selftests clean
 	rm -rf $(BUILD)
