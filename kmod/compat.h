@@ -92,6 +92,16 @@ static inline int vfio_async_follow_pfn(struct vm_area_struct *vma,
 #endif
 }
 
+static inline void vfio_async_vm_flags_set(struct vm_area_struct *vma,
+					   unsigned long flags)
+{
+#ifdef HAVE_VM_FLAGS_SET
+	vm_flags_set(vma, flags);
+#else
+	vma->vm_flags |= flags;
+#endif
+}
+
 /* A paging domain for @dev's IOMMU, or NULL. */
 static inline struct iommu_domain *vfio_async_domain_alloc(struct device *dev)
 {

@@ -38,8 +38,11 @@ void *vfio_async_open(unsigned long type)
 	INIT_LIST_HEAD(&c->iova_ranges);
 	INIT_LIST_HEAD(&c->work_node);
 	init_waitqueue_head(&c->idle);
+	INIT_LIST_HEAD(&c->urgent);
+	INIT_LIST_HEAD(&c->ahead);
 	c->dma_tree = RB_ROOT;
 	c->sweep = RB_ROOT_CACHED;
+	c->waits = RB_ROOT_CACHED;
 	c->dma_avail = vfio_async_dma_entry_limit;
 	c->pgsize_bitmap = PAGE_MASK;
 	c->id = atomic_inc_return(&next_id);
@@ -161,6 +164,7 @@ void vfio_async_resume(struct vfio_async_container *c)
 void vfio_async_remove_dma(struct vfio_async_container *c,
 			   struct vfio_async_dma *dma)
 {
+	vfio_async_forget_waits(c, dma);
 	vfio_async_unmap_all(c, dma);
 	vfio_async_forget_dma(c, dma);
 	vfio_async_unlink_dma(c, dma);
@@ -188,6 +192,8 @@ void vfio_async_release(void *iommu_data)
 	WARN_ON(!list_empty(&c->domains));
 	remove_all_dmas(c);
 	vfio_async_free_iova_ranges(&c->iova_ranges);
+	/* A channel may outlive the container: it finds it gone. */
+	c->gone = true;
 	mutex_unlock(&c->lock);
 
 	atomic_long_dec(&vfio_async_nr_containers);

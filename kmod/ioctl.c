@@ -17,6 +17,7 @@ static long check_extension(struct vfio_async_container *c,
 	switch (ext) {
 	case VFIO_ASYNC_IOMMU:
 	case VFIO_ASYNC_DEFERRED_MAP:
+	case VFIO_ASYNC_BALLOON_CHANNEL:
 	case VFIO_UNMAP_ALL:
 		return 1;
 	case VFIO_TYPE1v2_IOMMU:
@@ -339,11 +340,14 @@ static int map_dma_deferred(struct vfio_async_container *c, void __user *arg)
 
 static int get_status(struct vfio_async_container *c, void __user *arg)
 {
+	/* released_bytes came later: older callers get the older size. */
+	const size_t v1 = offsetofend(struct vfio_iommu_async_status,
+				      first_error_iova);
 	struct vfio_iommu_async_status st;
 	struct vfio_async_counters *n = &c->counters;
 	int ret;
 
-	ret = copy_args_from_user(&st, sizeof(st), sizeof(st), arg);
+	ret = copy_args_from_user(&st, sizeof(st), v1, arg);
 	if (ret)
 		return ret;
 	if (st.flags)
@@ -359,9 +363,11 @@ static int get_status(struct vfio_async_container *c, void __user *arg)
 	st.pinned_pages = atomic_long_read(&n->v[VFIO_ASYNC_PINNED_PAGES]);
 	st.first_error = c->first_error;
 	st.first_error_iova = c->first_error_iova;
+	st.released_bytes = atomic_long_read(&n->v[VFIO_ASYNC_RELEASED_BYTES]);
 	spin_unlock(&c->chunk_lock);
 
-	return copy_to_user(arg, &st, sizeof(st)) ? -EFAULT : 0;
+	return copy_to_user(arg, &st, min_t(size_t, st.argsz, sizeof(st))) ?
+	       -EFAULT : 0;
 }
 
 static int check_unmap_args(struct vfio_async_container *c,
@@ -443,6 +449,32 @@ static int unmap_dma(struct vfio_async_container *c, void __user *arg)
 	return ret;
 }
 
+static int channel_create(struct vfio_async_container *c, void __user *arg)
+{
+	struct vfio_iommu_async_channel_create cr;
+	int ret;
+
+	ret = copy_args_from_user(&cr, sizeof(cr), sizeof(cr), arg);
+	return ret ? ret : vfio_async_channel_create(c, &cr, arg);
+}
+
+static int map_now(struct vfio_async_container *c, void __user *arg)
+{
+	struct vfio_iommu_async_map_now mn;
+	int ret;
+
+	ret = copy_args_from_user(&mn, sizeof(mn), sizeof(mn), arg);
+	if (ret)
+		return ret;
+	ret = vfio_async_map_now(c, &mn);
+	/* Where it went wrong: 0 for errors of no range in particular. */
+	if (ret && put_user(mn.error_iova, (u64 __user *)(arg +
+			    offsetof(struct vfio_iommu_async_map_now,
+				     error_iova))))
+		return -EFAULT;
+	return ret;
+}
+
 long vfio_async_ioctl(void *iommu_data, unsigned int cmd, unsigned long arg)
 {
 	struct vfio_async_container *c = iommu_data;
@@ -464,6 +496,10 @@ long vfio_async_ioctl(void *iommu_data, unsigned int cmd, unsigned long arg)
 		return map_dma_deferred(c, uarg);
 	case VFIO_IOMMU_ASYNC_GET_STATUS:
 		return get_status(c, uarg);
+	case VFIO_IOMMU_ASYNC_CHANNEL_CREATE:
+		return channel_create(c, uarg);
+	case VFIO_IOMMU_ASYNC_MAP_NOW:
+		return map_now(c, uarg);
 	default:
 		return -ENOTTY;
 	}

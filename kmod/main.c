@@ -48,12 +48,18 @@ static int __init vfio_async_init(void)
 	if (ret)
 		goto err_sysfs;
 
-	ret = vfio_register_iommu_driver(&vfio_async_ops);
+	ret = vfio_async_channel_init();
 	if (ret)
 		goto err_workers;
+
+	ret = vfio_register_iommu_driver(&vfio_async_ops);
+	if (ret)
+		goto err_channel;
 	vfio_async_fault_init();
 	return 0;
 
+err_channel:
+	vfio_async_channel_exit();
 err_workers:
 	vfio_async_workers_stop();
 err_sysfs:
@@ -66,6 +72,7 @@ static void __exit vfio_async_exit(void)
 	/* No container is left: each holds a module reference. */
 	vfio_unregister_iommu_driver(&vfio_async_ops);
 	vfio_async_fault_exit();
+	vfio_async_channel_exit();
 	vfio_async_workers_stop();
 	vfio_async_sysfs_exit();
 }

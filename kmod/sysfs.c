@@ -24,6 +24,22 @@ const char *const vfio_async_counter_names[VFIO_ASYNC_NR_COUNTERS] = {
 	[VFIO_ASYNC_BACKGROUND_ERRORS]	= "background_errors",
 	[VFIO_ASYNC_IOMMU_MAP_CALLS]	= "iommu_map_calls",
 	[VFIO_ASYNC_WORKERS_BUSY]	= "workers_busy",
+	[VFIO_ASYNC_RELEASED_BYTES]	= "released_bytes",
+	[VFIO_ASYNC_REQ_MAP_NOW]	= "requests_map_now",
+	[VFIO_ASYNC_REQ_MAP_NEXT]	= "requests_map_next",
+	[VFIO_ASYNC_REQ_RELEASE]	= "requests_release",
+	[VFIO_ASYNC_REQ_FAILED]		= "requests_failed",
+	[VFIO_ASYNC_RANGES_MAP_NOW]	= "ranges_map_now",
+	[VFIO_ASYNC_RANGES_MAP_NEXT]	= "ranges_map_next",
+	[VFIO_ASYNC_RANGES_RELEASE]	= "ranges_release",
+	[VFIO_ASYNC_HITS]		= "hits",
+	[VFIO_ASYNC_MISSES]		= "misses",
+	[VFIO_ASYNC_MERGES]		= "merges",
+	[VFIO_ASYNC_RELEASE_CHUNKS]	= "release_chunks",
+	[VFIO_ASYNC_RELEASE_BYTES]	= "release_bytes",
+	[VFIO_ASYNC_KICKS]		= "kicks",
+	[VFIO_ASYNC_CALLS]		= "calls",
+	[VFIO_ASYNC_CALLS_SUPPRESSED]	= "calls_suppressed",
 };
 
 static struct kobject *vfio_async_kobj;
@@ -59,13 +75,46 @@ static ssize_t containers_show(struct kobject *kobj,
 			  atomic_long_read(&vfio_async_nr_containers));
 }
 
+/*
+ * A latency histogram, on one line: the count of MAP_NOW requests that
+ * completed in [0, 1) us, [1, 2), [2, 4), ... [2^22, inf).
+ */
+static ssize_t show_histogram(char *buf, atomic_long_t *h)
+{
+	int i, len = 0;
+
+	for (i = 0; i < VFIO_ASYNC_LAT_BUCKETS; i++)
+		len += sysfs_emit_at(buf, len, "%ld%c", atomic_long_read(&h[i]),
+				     i == VFIO_ASYNC_LAT_BUCKETS - 1 ? '\n' : ' ');
+	return len;
+}
+
+static ssize_t latency_hit_us_show(struct kobject *kobj,
+				   struct kobj_attribute *attr, char *buf)
+{
+	return show_histogram(buf, vfio_async_totals.lat_hit);
+}
+
+static ssize_t latency_miss_us_show(struct kobject *kobj,
+				    struct kobj_attribute *attr, char *buf)
+{
+	return show_histogram(buf, vfio_async_totals.lat_miss);
+}
+
 static struct kobj_attribute version_attr = __ATTR_RO(version);
 static struct kobj_attribute containers_attr = __ATTR_RO(containers);
+static struct kobj_attribute latency_hit_attr = __ATTR_RO(latency_hit_us);
+static struct kobj_attribute latency_miss_attr = __ATTR_RO(latency_miss_us);
+
+#define NR_GLOBAL_FIXED	4
 
 /* The fixed files, then one per counter, then the terminating NULL. */
-static struct attribute *global_attrs[2 + VFIO_ASYNC_NR_COUNTERS + 1] = {
+static struct attribute *global_attrs[NR_GLOBAL_FIXED +
+				      VFIO_ASYNC_NR_COUNTERS + 1] = {
 	&version_attr.attr,
 	&containers_attr.attr,
+	&latency_hit_attr.attr,
+	&latency_miss_attr.attr,
 };
 
 static const struct attribute_group global_group = {
@@ -82,6 +131,8 @@ static const struct attribute_group global_group = {
 enum {
 	ATTR_OWNER = -1,
 	ATTR_FIRST_ERROR = -2,
+	ATTR_LATENCY_HIT = -3,
+	ATTR_LATENCY_MISS = -4,
 };
 
 static ssize_t container_attr_show(struct kobject *kobj,
@@ -103,6 +154,10 @@ static ssize_t container_attr_show(struct kobject *kobj,
 		spin_unlock(&c->chunk_lock);
 		return sysfs_emit(buf, "%d 0x%llx\n", err,
 				  (unsigned long long)iova);
+	case ATTR_LATENCY_HIT:
+		return show_histogram(buf, c->counters.lat_hit);
+	case ATTR_LATENCY_MISS:
+		return show_histogram(buf, c->counters.lat_miss);
 	default:
 		return sysfs_emit(buf, "%ld\n",
 				  atomic_long_read(&c->counters.v[a->index]));
@@ -131,6 +186,8 @@ int vfio_async_container_sysfs_add(struct vfio_async_container *c)
 
 	init_container_attr(c, 0, "owner", ATTR_OWNER);
 	init_container_attr(c, 1, "first_error", ATTR_FIRST_ERROR);
+	init_container_attr(c, 2, "latency_hit_us", ATTR_LATENCY_HIT);
+	init_container_attr(c, 3, "latency_miss_us", ATTR_LATENCY_MISS);
 	for (i = 0; i < VFIO_ASYNC_NR_COUNTERS; i++)
 		init_container_attr(c, VFIO_ASYNC_NR_FIXED_ATTRS + i,
 				    vfio_async_counter_names[i], i);
@@ -168,7 +225,7 @@ int vfio_async_sysfs_init(void)
 		ca->kattr.attr.mode = 0444;
 		ca->kattr.show = global_counter_show;
 		ca->index = i;
-		global_attrs[2 + i] = &ca->kattr.attr;
+		global_attrs[NR_GLOBAL_FIXED + i] = &ca->kattr.attr;
 	}
 
 	vfio_async_kobj = kobject_create_and_add("vfio_async", kernel_kobj);

@@ -10,8 +10,11 @@
  *   pages.c      the pin-and-map engine: pins user pages in batches, maps
  *                each physically contiguous run with one iommu_map(), and
  *                unmaps/unpins with batched IOTLB flushes.
- *   deferred.c   the per-chunk state of mappings and the choice of the
- *                next chunk to map in the background.
+ *   deferred.c   the per-chunk state of mappings, the order chunks are
+ *                mapped in (requests first, then the sweep), and the
+ *                requests waiting for chunks.
+ *   channel.c    the balloon channel: a VMM's requests through shared
+ *                rings and eventfds, hit-checked or waited for.
  *   worker.c     the background threads that pin and map deferred chunks.
  *   ioctl.c      the container ioctls (type1v2 compatible, and ours).
  *   sysfs.c      /sys/kernel/vfio_async/, module-wide and per container.
@@ -25,12 +28,19 @@
  * Chunks: a mapping is cut at every 2 MiB boundary of IOVA space, so that a
  * chunk of THP or hugetlbfs memory can be one IOMMU superpage. A chunk is
  * pending, in flight (someone is pinning it with no lock held), mapped
- * (pinned and mapped in every domain), or failed. Its state is one bit in
- * one of three bitmaps of its mapping: O(1) to look up once the mapping is
- * found in the rb-tree, in O(log n). The background takes the lowest
- * pending chunk of the leftmost mapping of the sweep queue, a second
- * rb-tree holding only the deferred mappings with chunks left: claiming
- * costs the same with one mapping or 65535.
+ * (pinned and mapped in every domain), failed, or released (given back by
+ * the balloon). Its state is one bit in one of four bitmaps of its mapping
+ * (none for in flight): O(1) to look up once the mapping is found in the
+ * rb-tree, in O(log n).
+ *
+ * Order: chunks a MAP_NOW request waits for (the urgent queue) come first,
+ * then those MAP_NEXT hints named (the ahead queue, in the order given),
+ * then the sweep: the lowest pending chunk of the leftmost mapping of the
+ * sweep queue, a second rb-tree holding only the deferred mappings with
+ * chunks left, so claiming costs the same with one mapping or 65535.
+ * Requests wait per chunk: each range a request waits for is a struct
+ * vfio_async_wait in an interval tree by IOVA, found in O(log n) when a
+ * span of chunks completes.
  *
  * In flight: a span of chunks is claimed under chunk_lock, then pinned and
  * mapped with no lock held, and the result recorded under chunk_lock. A
@@ -55,8 +65,13 @@
  *   vfio_async_container::lock  (mutex: structure; held only briefly, never
  *                               across a pin)
  *   mm->mmap_lock               (read while pinning, write while accounting)
- *   vfio_async_container::chunk_lock (spinlock: chunk state, claims)
+ *   vfio_async_container::chunk_lock (spinlock: chunk state, claims, waits)
  *   vfio_async_work_lock        (spinlock: the list of containers with work)
+ *   vfio_async_channel::cq_lock (spinlock: the completion ring)
+ * A waiter's done() runs with no spinlock of ours held (c->lock may be), so
+ * posting a completion never nests in chunk_lock; the channel's kick
+ * callback runs under the kick eventfd's wait-queue lock and only queues
+ * work.
  * Nothing here is called with mmap_lock held, so the reverse never occurs.
  * Waiting for spans in flight is done with no lock of ours held.
  */
@@ -99,11 +114,33 @@ enum vfio_async_counter {
 	VFIO_ASYNC_BACKGROUND_ERRORS,	/* deferred chunks failed, ever */
 	VFIO_ASYNC_IOMMU_MAP_CALLS,	/* one per contiguous run and domain */
 	VFIO_ASYNC_WORKERS_BUSY,	/* background threads mapping it now */
+	VFIO_ASYNC_RELEASED_BYTES,	/* deferred bytes released, now */
+	/* The balloon channel and VFIO_IOMMU_ASYNC_MAP_NOW (ever). */
+	VFIO_ASYNC_REQ_MAP_NOW,		/* requests, by type */
+	VFIO_ASYNC_REQ_MAP_NEXT,
+	VFIO_ASYNC_REQ_RELEASE,
+	VFIO_ASYNC_REQ_FAILED,		/* requests completed with an error */
+	VFIO_ASYNC_RANGES_MAP_NOW,	/* ranges, by type */
+	VFIO_ASYNC_RANGES_MAP_NEXT,
+	VFIO_ASYNC_RANGES_RELEASE,
+	VFIO_ASYNC_HITS,		/* MAP_NOW with every chunk mapped */
+	VFIO_ASYNC_MISSES,		/* MAP_NOW that had to wait */
+	VFIO_ASYNC_MERGES,		/* ranges queued onto an adjacent one */
+	VFIO_ASYNC_RELEASE_CHUNKS,	/* chunks released */
+	VFIO_ASYNC_RELEASE_BYTES,	/* their bytes */
+	VFIO_ASYNC_KICKS,		/* kick eventfd signals received */
+	VFIO_ASYNC_CALLS,		/* call eventfd signals sent */
+	VFIO_ASYNC_CALLS_SUPPRESSED,	/* not sent: the VMM was reaping */
 	VFIO_ASYNC_NR_COUNTERS,
 };
 
+/* MAP_NOW latency, log2 microsecond buckets: [0, 1), [1, 2), [2, 4) ... */
+#define VFIO_ASYNC_LAT_BUCKETS	24
+
 struct vfio_async_counters {
 	atomic_long_t v[VFIO_ASYNC_NR_COUNTERS];
+	atomic_long_t lat_hit[VFIO_ASYNC_LAT_BUCKETS];
+	atomic_long_t lat_miss[VFIO_ASYNC_LAT_BUCKETS];
 };
 
 extern struct vfio_async_counters vfio_async_totals;
@@ -123,6 +160,7 @@ extern const char *const vfio_async_counter_names[VFIO_ASYNC_NR_COUNTERS];
  * @mapped: bitmap, chunks pinned and mapped in every domain
  * @pending: bitmap, deferred chunks nobody has claimed yet
  * @failed: bitmap, deferred chunks the background could not map
+ * @released: bitmap, deferred chunks given back by the balloon channel
  * @next_pending: no pending chunk below this index
  * @deferred: made by MAP_DMA_DEFERRED: mapped by the background workers,
  *	      with locked_vm charged for all of it up front
@@ -146,11 +184,20 @@ struct vfio_async_dma {
 	unsigned long *mapped;
 	unsigned long *pending;
 	unsigned long *failed;
+	unsigned long *released;
 	unsigned long next_pending;
 	bool deferred;
 	struct mm_struct *mm;
 	struct task_struct *task;
 	bool lock_cap;
+};
+
+/* Where a claimed span came from, and where it goes back if given back. */
+enum vfio_async_queue {
+	VFIO_ASYNC_Q_SYNC,	/* a mapping made at once, by its caller */
+	VFIO_ASYNC_Q_URGENT,	/* chunks a MAP_NOW waits for */
+	VFIO_ASYNC_Q_AHEAD,	/* chunks MAP_NEXT named */
+	VFIO_ASYNC_Q_SWEEP,	/* the rest, lowest IOVA first */
 };
 
 /**
@@ -159,14 +206,80 @@ struct vfio_async_dma {
  * @dma: the mapping
  * @first: first chunk
  * @nr: number of chunks
- * @background: claimed by a worker from the pending chunks; one that is
- *		quiesced gives them back rather than finish
+ * @queue: where it came from
+ * @background: not a mapping made at once: a quiesce (or its mapper being
+ *		killed) makes it give its chunks back rather than finish
+ * @pool: held by a thread of the shared pool (its share, workers_busy)
  */
 struct vfio_async_span {
 	struct vfio_async_dma *dma;
 	unsigned long first;
 	unsigned long nr;
+	enum vfio_async_queue queue;
 	bool background;
+	bool pool;
+};
+
+/*
+ * Chunks [@first, @end) of @dma, queued to be mapped before the sweep: on
+ * vfio_async_container::urgent or ::ahead. Claims take the pending chunks
+ * in it from the front; chunks no longer pending are passed over.
+ */
+struct vfio_async_prio {
+	struct list_head next;
+	struct vfio_async_dma *dma;
+	unsigned long first;
+	unsigned long end;
+};
+
+struct vfio_async_wait;
+
+/**
+ * struct vfio_async_waiter - a request waiting for chunks to be mapped
+ * @waits: its struct vfio_async_wait still waiting
+ * @error: 0, or the -errno that ended it
+ * @error_iova: the IOVA of the range that failed
+ * @done: called once, when every wait is done or one failed, with no
+ *	  spinlock of ours held; the owner may free it from then on
+ * @done_node: on a list of waiters whose done() is due
+ * @finished: done() is due or called; set under chunk_lock
+ */
+struct vfio_async_waiter {
+	struct list_head waits;
+	int error;
+	dma_addr_t error_iova;
+	void (*done)(struct vfio_async_waiter *w);
+	struct list_head done_node;
+	bool finished;
+};
+
+/**
+ * struct vfio_async_wait - the chunks of one range of a waiter, in one
+ *	mapping, that were not mapped when it asked
+ * @rb: in vfio_async_container::waits
+ * @start: IOVA of its first chunk (the interval tree's key)
+ * @last: last IOVA of its last chunk
+ * @subtree_last: the interval tree's
+ * @dma: the mapping
+ * @first: first chunk
+ * @end: chunk after the last
+ * @remaining: chunks not mapped yet
+ * @range_iova: IOVA of the request's range, for the error report
+ * @waiter: whose
+ * @node: in waiter->waits
+ */
+struct vfio_async_wait {
+	struct rb_node rb;
+	dma_addr_t start;
+	dma_addr_t last;
+	dma_addr_t subtree_last;
+	struct vfio_async_dma *dma;
+	unsigned long first;
+	unsigned long end;
+	unsigned long remaining;
+	dma_addr_t range_iova;
+	struct vfio_async_waiter *waiter;
+	struct list_head node;
 };
 
 /**
@@ -203,7 +316,7 @@ struct vfio_async_attr {
 };
 
 /* The fixed files of a container's directory, then one per counter. */
-#define VFIO_ASYNC_NR_FIXED_ATTRS	2
+#define VFIO_ASYNC_NR_FIXED_ATTRS	4
 #define VFIO_ASYNC_NR_ATTRS	(VFIO_ASYNC_NR_FIXED_ATTRS + VFIO_ASYNC_NR_COUNTERS)
 
 /**
@@ -231,19 +344,26 @@ struct vfio_async_attr {
  * @in_flight: spans claimed and not completed
  * @bg_in_flight: of those, the background's (its share of the pool)
  * @idle: woken when @in_flight drops to 0
+ * @urgent: struct vfio_async_prio that MAP_NOW requests wait for, oldest
+ *	    first
+ * @ahead: struct vfio_async_prio that MAP_NEXT named, in their order
+ * @nr_ahead: entries on @ahead (bounded)
+ * @waits: struct vfio_async_wait by IOVA (an interval tree)
  * @first_error: -errno of the first chunk that failed, or 0
  * @first_error_iova: its IOVA
  * @work_node: in vfio_async_work_list while it may have work (under
  *	       vfio_async_work_lock)
+ * @channel: its balloon channel, or NULL (under @lock)
+ * @gone: released by VFIO; a channel still open finds nothing here
  * @counters: this container's counters (atomic, read without a lock)
  *
  * @lock (a mutex) serialises changes of structure: @domains (and their
  * groups), @iova_ranges, @dma_avail, @pgsize_bitmap, and adding or
  * removing a mapping. It is never held across a pin or a wait.
  * @chunk_lock (a spinlock, taken under @lock when both are) protects the
- * chunk state: every mapping's bitmaps, @sweep, @quiesced, @in_flight,
- * @bg_in_flight, @first_error(_iova), and the byte counters' moves, so
- * that they always add up. @dma_tree changes under both, and may be read
+ * chunk state: every mapping's bitmaps, @sweep, @urgent, @ahead, @waits,
+ * @quiesced, @in_flight, @bg_in_flight, @first_error(_iova), and the byte
+ * counters' moves, so that they always add up. @dma_tree changes under both, and may be read
  * under either. Claims take only @chunk_lock: a worker never waits for an
  * ioctl of another tenant.
  */
@@ -270,18 +390,37 @@ struct vfio_async_container {
 	unsigned int in_flight;
 	unsigned int bg_in_flight;
 	wait_queue_head_t idle;
+	struct list_head urgent;
+	struct list_head ahead;
+	unsigned int nr_ahead;
+	struct rb_root_cached waits;
 	int first_error;
 	dma_addr_t first_error_iova;
 
 	struct list_head work_node;
+	struct vfio_async_channel *channel;
+	bool gone;
 	struct vfio_async_counters counters;
 };
+
+struct vfio_async_channel;
 
 static inline void vfio_async_count(struct vfio_async_container *c,
 				    enum vfio_async_counter i, long delta)
 {
 	atomic_long_add(delta, &c->counters.v[i]);
 	atomic_long_add(delta, &vfio_async_totals.v[i]);
+}
+
+/* Count a MAP_NOW's completion time, @us microseconds, hit or miss. */
+static inline void vfio_async_count_latency(struct vfio_async_container *c,
+					    bool hit, u64 us)
+{
+	int b = us ? min_t(int, fls64(us), VFIO_ASYNC_LAT_BUCKETS - 1) : 0;
+
+	atomic_long_inc(hit ? &c->counters.lat_hit[b] : &c->counters.lat_miss[b]);
+	atomic_long_inc(hit ? &vfio_async_totals.lat_hit[b] :
+			&vfio_async_totals.lat_miss[b]);
 }
 
 /* container.c */
@@ -368,15 +507,44 @@ int vfio_async_replay(struct vfio_async_container *c,
 		      struct vfio_async_domain *from,
 		      struct vfio_async_domain *to);
 bool vfio_async_has_pending(struct vfio_async_container *c);
-bool vfio_async_claim_background(struct vfio_async_container *c,
-				 unsigned int share,
-				 struct vfio_async_span *span);
+
+/* What vfio_async_claim() may take. */
+#define VFIO_ASYNC_CLAIM_POOL		(1 << 0)	/* a pool thread: its share */
+#define VFIO_ASYNC_CLAIM_URGENT_ONLY	(1 << 1)	/* only what requests wait for */
+bool vfio_async_claim(struct vfio_async_container *c, unsigned int flags,
+		      unsigned int share, struct vfio_async_span *span);
+int vfio_async_check_ranges(const struct vfio_iommu_async_range *r,
+			    unsigned int n, dma_addr_t *bad);
+int vfio_async_ranges_mapped(struct vfio_async_container *c,
+			     const struct vfio_iommu_async_range *r,
+			     unsigned int n, dma_addr_t *bad);
+int vfio_async_want_ranges(struct vfio_async_container *c,
+			   const struct vfio_iommu_async_range *r,
+			   unsigned int n, enum vfio_async_queue queue,
+			   struct vfio_async_waiter *waiter, dma_addr_t *bad);
+bool vfio_async_waiter_cancel(struct vfio_async_container *c,
+			      struct vfio_async_waiter *waiter);
+int vfio_async_release_ranges(struct vfio_async_container *c,
+			      const struct vfio_iommu_async_range *r,
+			      unsigned int n, dma_addr_t *bad);
+void vfio_async_forget_waits(struct vfio_async_container *c,
+			     struct vfio_async_dma *dma);
+void vfio_async_cancel_all_waits(struct vfio_async_container *c);
 int vfio_async_map_span(struct vfio_async_container *c,
 			struct vfio_async_span *span);
 void vfio_async_complete_span(struct vfio_async_container *c,
 			      struct vfio_async_span *span, int ret);
 void vfio_async_abort_sync(struct vfio_async_container *c,
 			   struct vfio_async_span *span);
+
+/* channel.c */
+int vfio_async_channel_create(struct vfio_async_container *c,
+			      const struct vfio_iommu_async_channel_create *req,
+			      void __user *arg);
+int vfio_async_map_now(struct vfio_async_container *c,
+		       struct vfio_iommu_async_map_now *mn);
+int vfio_async_channel_init(void);
+void vfio_async_channel_exit(void);
 
 /* worker.c */
 int vfio_async_workers_start(void);

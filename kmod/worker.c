@@ -115,7 +115,7 @@ static bool serve(struct vfio_async_container *c, unsigned int share)
 	struct vfio_async_span span;
 	int ret;
 
-	if (!vfio_async_claim_background(c, share, &span))
+	if (!vfio_async_claim(c, VFIO_ASYNC_CLAIM_POOL, share, &span))
 		return false;
 	ret = vfio_async_map_span(c, &span);
 	vfio_async_complete_span(c, &span, ret);
