@@ -250,8 +250,8 @@ int vfio_async_status(int container, struct vfio_iommu_async_status *st)
 
 bool vfio_async_adds_up(const struct vfio_iommu_async_status *st)
 {
-	return st->mapped_bytes + st->pending_bytes + st->failed_bytes ==
-	       st->deferred_bytes;
+	return st->mapped_bytes + st->pending_bytes + st->failed_bytes +
+	       st->released_bytes == st->deferred_bytes;
 }
 
 int vfio_async_wait_settled(int container, struct vfio_iommu_async_status *st,

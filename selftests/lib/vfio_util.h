@@ -82,7 +82,7 @@ int vfio_map_raw(int container, struct vfio_iommu_type1_dma_map *map);
 int vfio_map_deferred(int container, uint64_t iova, const void *vaddr,
 		      uint64_t size, uint32_t flags);
 int vfio_async_status(int container, struct vfio_iommu_async_status *st);
-/* mapped + pending + failed == deferred: what every sample must show. */
+/* mapped + pending + failed + released == deferred: every sample shows it. */
 bool vfio_async_adds_up(const struct vfio_iommu_async_status *st);
 /*
  * Poll GET_STATUS (every 2 ms) until nothing is pending: 0, -ETIMEDOUT
