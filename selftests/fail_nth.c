@@ -24,8 +24,11 @@
  *    page-table boundary of IOVA space; THP), MAP_DMA_DEFERRED (deferred,
  *    and FLAG_NOW), UNMAP_DMA (made at once; deferred), GET_INFO,
  *    ASYNC_GET_STATUS, group attach to a new container (SET_CONTAINER,
- *    then SET_IOMMU) and a second group joining a container that has
- *    mappings (VFIO_GROUP2).
+ *    then SET_IOMMU), a second group joining a container that has
+ *    mappings (VFIO_GROUP2), the balloon channel's creation and the
+ *    blocking MAP_NOW of a pending range (its waits, and the pins its
+ *    caller makes while it helps: after a failure a second MAP_NOW maps
+ *    it, by DMA).
  *
  * 2. The background, with the module's fault points
  *    /sys/kernel/debug/vfio_async/fail_chunk_{pin,map}: the k-th pin (or
@@ -46,6 +49,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -990,6 +994,165 @@ TEST_F_TIMEOUT(fail_nth, get_status, 300)
 	};
 
 	RETURN_IF_SKIPPED();
+	sweep(_metadata, self, &p, &q);
+	expect_state(_metadata, self, &self->base, &same, "end");
+}
+
+/* --- the balloon channel ------------------------------------------------- */
+
+struct chan_ctx {
+	const char *name;
+	struct vfio_iommu_async_channel_create cr;
+	int kick, call;
+};
+
+static void chan_prepare(struct __test_metadata *_metadata, fx_t *self,
+			 void *ctx)
+{
+	struct chan_ctx *q = ctx;
+
+	q->cr = (struct vfio_iommu_async_channel_create){
+		.argsz = sizeof(q->cr), .kick_fd = q->kick, .call_fd = q->call,
+		.sq_entries = 64,
+	};
+}
+
+static int chan_call(fx_t *self, void *ctx)
+{
+	struct chan_ctx *q = ctx;
+	int fd = ioctl(self->v.container, VFIO_IOMMU_ASYNC_CHANNEL_CREATE,
+		       &q->cr);
+
+	if (fd < 0)
+		return -errno;
+	close(fd);
+	return 0;
+}
+
+static void chan_failed(struct __test_metadata *_metadata, fx_t *self,
+			void *ctx, const struct snap *before)
+{
+	expect_state(_metadata, self, before, NULL, ((struct chan_ctx *)ctx)->name);
+}
+
+static void chan_done(struct __test_metadata *_metadata, fx_t *self,
+		      void *ctx, const struct snap *before)
+{
+	struct chan_ctx *q = ctx;
+
+	expect_state(_metadata, self, before, NULL, q->name);
+	EXPECT_LT(0ULL, q->cr.mmap_size);
+}
+
+TEST_F_TIMEOUT(fail_nth, channel_create, 300)
+{
+	static struct chan_ctx q = { .name = "CHANNEL_CREATE" };
+	const struct path p = {
+		.name = q.name, .prepare = chan_prepare, .call = chan_call,
+		.failed = chan_failed, .done = chan_done,
+	};
+
+	RETURN_IF_SKIPPED();
+	q.kick = eventfd(0, EFD_CLOEXEC);
+	q.call = eventfd(0, EFD_CLOEXEC);
+	ASSERT_LE(0, q.kick);
+	ASSERT_LE(0, q.call);
+	sweep(_metadata, self, &p, &q);
+	close(q.kick);
+	close(q.call);
+	expect_state(_metadata, self, &self->base, &same, "end");
+}
+
+/*
+ * MAP_NOW of a range kept pending behind a delayer: the registration of
+ * its waits, and the pinning its caller does while it helps, may fail.
+ */
+#define NOW_DELAY	(128 * MiB)
+#define NOW_DELAY_IOVA	(IOVA_HI + 512 * MiB)
+
+struct now_ctx {
+	const char *name;
+	uint8_t *delay, *va;
+	struct vfio_iommu_async_range r;
+	struct vfio_iommu_async_map_now mn;
+};
+
+static void now_prepare(struct __test_metadata *_metadata, fx_t *self,
+			void *ctx)
+{
+	struct now_ctx *q = ctx;
+
+	/* Fresh memory, and the delayer below: the target stays pending. */
+	madvise(q->delay, NOW_DELAY, MADV_DONTNEED);
+	madvise(q->va, ADEF_SIZE, MADV_DONTNEED);
+	ASSERT_OK(vfio_map_deferred(self->v.container, ADEF_IOVA, q->delay,
+				    NOW_DELAY, DRW));
+	ASSERT_OK(vfio_map_deferred(self->v.container, NOW_DELAY_IOVA, q->va,
+				    ADEF_SIZE, DRW));
+	q->mn = (struct vfio_iommu_async_map_now){
+		.argsz = sizeof(q->mn), .nr_ranges = 1,
+		.ranges = (uintptr_t)&q->r,
+	};
+}
+
+static int now_call(fx_t *self, void *ctx)
+{
+	struct now_ctx *q = ctx;
+
+	return ioctl(self->v.container, VFIO_IOMMU_ASYNC_MAP_NOW, &q->mn) ?
+	       -errno : 0;
+}
+
+/* Mapped by DMA, then everything down and back to the fixture's start. */
+static void now_check_and_undo(struct __test_metadata *_metadata, fx_t *self,
+			       struct now_ctx *q)
+{
+	struct vfio_iommu_async_status st;
+	uint64_t n;
+
+	expect_mapped(_metadata, self, NOW_DELAY_IOVA, q->va, ADEF_SIZE,
+		      q->name);
+	ASSERT_OK(vfio_unmap(self->v.container, ADEF_IOVA, NOW_DELAY, 0, &n));
+	ASSERT_OK(vfio_unmap(self->v.container, NOW_DELAY_IOVA, ADEF_SIZE, 0,
+			     &n));
+	ASSERT_OK(vfio_async_status(self->v.container, &st));
+	EXPECT_EQ(0ULL, st.deferred_bytes);
+	expect_state(_metadata, self, &self->base, &same, q->name);
+}
+
+static void now_failed(struct __test_metadata *_metadata, fx_t *self,
+		       void *ctx, const struct snap *before)
+{
+	struct now_ctx *q = ctx;
+	struct vfio_iommu_async_status st;
+
+	ASSERT_OK(vfio_async_status(self->v.container, &st));
+	EXPECT_TRUE(vfio_async_adds_up(&st));
+	/* A chunk that failed is tried again by the next MAP_NOW. */
+	ASSERT_OK(now_call(self, q));
+	now_check_and_undo(_metadata, self, q);
+}
+
+static void now_done(struct __test_metadata *_metadata, fx_t *self,
+		     void *ctx, const struct snap *before)
+{
+	now_check_and_undo(_metadata, self, ctx);
+}
+
+TEST_F_TIMEOUT(fail_nth, map_now_pending, 1200)
+{
+	static struct now_ctx q = { .name = "MAP_NOW pending" };
+	const struct path p = {
+		.name = q.name, .prepare = now_prepare, .call = now_call,
+		.failed = now_failed, .done = now_done,
+	};
+
+	RETURN_IF_SKIPPED();
+	q.delay = anon(self, NOW_DELAY);
+	q.va = anon(self, ADEF_SIZE);
+	ASSERT_NE(NULL, q.delay);
+	ASSERT_NE(NULL, q.va);
+	q.r = (struct vfio_iommu_async_range){ NOW_DELAY_IOVA, ADEF_SIZE };
 	sweep(_metadata, self, &p, &q);
 	expect_state(_metadata, self, &self->base, &same, "end");
 }

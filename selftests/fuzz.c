@@ -93,6 +93,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -112,6 +113,7 @@
 
 #include "edu.h"
 #include "kmsg.h"
+#include "vfio-async.h"
 #include "mem.h"
 #include "proc.h"
 #include "vfio_util.h"
@@ -324,6 +326,11 @@ struct worker {
 	uint8_t *arg;		/* 2 RW pages + 1 PROT_NONE, for arguments */
 	uint8_t *ro_page;	/* a read-only page */
 	uint8_t *bar_area;	/* where the groups' BAR0 go */
+
+	/* The container's balloon channel (libvfio-async), opened on use. */
+	struct vfio_async *va;
+	struct vfio_async_chan *chan;
+	long chans;			/* requests sent through it */
 
 	struct range taint[MAX_TAINT];	/* this container's tainted ranges */
 	int ntaint;
@@ -648,8 +655,9 @@ static void check_status(struct worker *w, const struct vfio_iommu_async_status 
 	/* Device memory is mapped, never pinned. */
 	lo = (pinned_syn + (s->mapped_bytes > def_pfn ?
 			    s->mapped_bytes - def_pfn : 0)) / P;
-	inflight = s->pending_bytes < (uint64_t)opt.threads * CHUNK ?
-		   s->pending_bytes : (uint64_t)opt.threads * CHUNK;
+	/* A thread maps up to 16 chunks at once of what MAP_NEXT named. */
+	inflight = s->pending_bytes < (uint64_t)opt.threads * 16 * CHUNK ?
+		   s->pending_bytes : (uint64_t)opt.threads * 16 * CHUNK;
 	hi = (pinned_syn + s->mapped_bytes + inflight) / P;
 	if (!def_pfn && !s->pending_bytes && lo != hi)
 		violation(w, "fuzzer bug: bounds");
@@ -662,7 +670,7 @@ static void check_status(struct worker *w, const struct vfio_iommu_async_status 
 			  (unsigned long long)s->pending_bytes);
 	if (s->first_error) {
 		if (s->first_error != -EFAULT && s->first_error != -ESRCH &&
-		    s->first_error != -ENOMEM)
+		    s->first_error != -ENOMEM && s->first_error != -EOPNOTSUPP)
 			violation(w, "%s: first_error %d", when, s->first_error);
 		if (!w->taint_overflow && !in_taint(w, s->first_error_iova))
 			violation(w, "%s: first_error %d at 0x%llx, in no range whose memory changed",
@@ -805,15 +813,35 @@ static void verify_memory(struct worker *w, const char *when)
 	}
 }
 
+/* VFIO_IOMMU_ASYNC_MAP_NOW of one range; -errno. */
+static int vfio_async_map_now_raw(int c, const struct vfio_async_range *r)
+{
+	struct vfio_iommu_async_map_now mn = {
+		.argsz = sizeof(mn), .nr_ranges = 1, .ranges = (uintptr_t)r,
+	};
+
+	return ioctl(c, VFIO_IOMMU_ASYNC_MAP_NOW, &mn) ? -errno : 0;
+}
+
 /* --- groups, devices, containers ------------------------------------------ */
 
 static void release_group(struct worker *w, int gi, bool unset);
+
+/* The channel belongs to the container's backend: it goes with it. */
+static void chan_drop(struct worker *w)
+{
+	vfio_async_chan_close(w->chan);
+	vfio_async_close(w->va);
+	w->chan = NULL;
+	w->va = NULL;
+}
 
 /* The container lost its last group: VFIO released the IOMMU. */
 static void model_drop_all(struct worker *w)
 {
 	int i;
 
+	chan_drop(w);
 	for (i = 0; i < w->nmaps; i++)
 		remember_unmapped(w, w->maps[i].iova, w->maps[i].size);
 	w->nmaps = 0;
@@ -847,6 +875,11 @@ static void device_close(struct worker *w, int gi)
 		}
 	}
 	edu_close(&g->edu);
+	/* Keep the BAR's place ours: no other mmap may land in it. */
+	if (mmap(w->bar_area + gi * BAR_AREA, BAR_AREA, PROT_NONE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1,
+		 0) == MAP_FAILED)
+		violation(w, "re-reserve BAR area: %s", strerror(errno));
 	close(g->dev);
 	g->dev = -1;
 	memset(g->eknown, 0, sizeof(g->eknown));
@@ -1658,8 +1691,9 @@ static void op_status(struct worker *w)
 		want = X_EINVAL;
 	else if (!p)
 		want = X_EFAULT;
-	else if (argsz < sizeof(*s))
-		want = X_EINVAL;
+	else if (argsz < offsetof(struct vfio_iommu_async_status,
+				  released_bytes))
+		want = X_EINVAL;	/* shorter than the first version */
 	else if (argsz > 4096 || (argsz > sizeof(*s) && tail))
 		want = X_E2BIG;
 	else if (flags)
@@ -1680,7 +1714,8 @@ static void op_status(struct worker *w)
 	ret = ioctl(w->iommu ? w->container : (w->container >= 0 ? w->container : 0x7fff),
 		    VFIO_IOMMU_ASYNC_GET_STATUS, p) ? -errno : 0;
 	expect(w, want, ret, "GET_STATUS");
-	if (!ret)
+	/* The first version has no released_bytes: it adds up only with. */
+	if (!ret && argsz >= sizeof(*s))
 		check_status(w, s, "GET_STATUS");
 }
 
@@ -1738,7 +1773,8 @@ static void op_extension(struct worker *w)
 		{ VFIO_UNMAP_ALL, 1 }, { VFIO_TYPE1v2_IOMMU, -2 },
 		{ VFIO_DMA_CC_IOMMU, -1 }, { VFIO_TYPE1_IOMMU, -3 },
 		{ VFIO_UPDATE_VADDR, 0 }, { VFIO_TYPE1_NESTING_IOMMU, -3 },
-		{ 0x41560003, 0 }, { 0x12345678, 0 }, { 0, 0 },
+		{ VFIO_ASYNC_BALLOON_CHANNEL, 1 }, { 0x41560004, 0 },
+		{ 0x12345678, 0 }, { 0, 0 },
 	};
 	int i = rnd(&w->rng, sizeof(t) / sizeof(t[0])), want = t[i].want, ret;
 	int c = w->container;
@@ -1777,7 +1813,13 @@ static void pick_range(struct worker *w, int *r, uint64_t *off, uint64_t *len)
 	*len = pages * P;
 }
 
-/* munmap part of a region: mappings over it can no longer be verified. */
+/*
+ * "munmap" part of a region: mappings over it can no longer be verified.
+ * The hole is a PROT_NONE mapping of our own, not a real one: address
+ * space given back would be the kernel's to give to the next mmap (the
+ * channel's rings, say), which later operations of the region would then
+ * map over. For GUP and the deferred checks it is the same: no access.
+ */
 static void op_munmap(struct worker *w)
 {
 	uint64_t off, len, pg;
@@ -1786,8 +1828,10 @@ static void op_munmap(struct worker *w)
 	pick_range(w, &r, &off, &len);
 	step_desc(w, "munmap region %d [0x%llx, +0x%llx)", r,
 		  (unsigned long long)off, (unsigned long long)len);
-	if (munmap(w->reg[r].va + off, len))
-		violation(w, "munmap: %s", strerror(errno));
+	if (mmap(w->reg[r].va + off, len, PROT_NONE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1,
+		 0) == MAP_FAILED)
+		violation(w, "munmap (PROT_NONE): %s", strerror(errno));
 	for (pg = off / P; pg < (off + len) / P; pg++)
 		w->reg[r].present[pg] = 0;
 	taint_region(w, r, off, len, false);
@@ -2015,6 +2059,24 @@ static bool pick_unmapped(struct worker *w, uint64_t r1, uint64_t r2,
 	return false;
 }
 
+/* DMA @len bytes into @m at @off through group @gi; the data must land. */
+static void dma_write_mapping(struct worker *w, int gi, struct mapping *m,
+			      uint64_t off, uint32_t eo, uint32_t len)
+{
+	struct region *R = &w->reg[m->reg];
+	struct grp *g = &w->g[gi];
+	uint64_t iova = m->iova + off;
+
+	step_desc(w, "DMA write %u bytes to 0x%llx (mapping 0x%llx %s, region %d +0x%llx) via group %d",
+		  len, (unsigned long long)iova, (unsigned long long)m->iova,
+		  m->deferred ? "deferred" : "sync", m->reg,
+		  (unsigned long long)(m->off + off), gi);
+	edu_load(w, g, eo, len);
+	dma(w, g, iova, eo, len, true);
+	memcpy(R->shadow + m->off + off, g->ebuf + eo, len);
+	verify_memory(w, "after a DMA write to a mapped IOVA");
+}
+
 static void op_dma(struct worker *w)
 {
 	/* Every random draw first: the sequence must not depend on timing. */
@@ -2079,17 +2141,7 @@ static void op_dma(struct worker *w)
 	w->st->dma++;
 
 	if (kind < 40) {
-		struct region *R = &w->reg[m->reg];
-
-		step_desc(w, "DMA write %u bytes to 0x%llx (mapping 0x%llx %s, region %d +0x%llx) via group %d",
-			  len, (unsigned long long)iova,
-			  (unsigned long long)m->iova,
-			  m->deferred ? "deferred" : "sync", m->reg,
-			  (unsigned long long)(m->off + off), gi);
-		edu_load(w, g, eo, len);
-		dma(w, g, iova, eo, len, true);
-		memcpy(R->shadow + m->off + off, g->ebuf + eo, len);
-		verify_memory(w, "after a DMA write to a mapped IOVA");
+		dma_write_mapping(w, gi, m, off, eo, len);
 	} else if (kind < 60) {
 		struct region *R = &w->reg[m->reg];
 		uint32_t so = (r3 >> 16) % (P - len);
@@ -2117,6 +2169,143 @@ static void op_dma(struct worker *w)
 		edu_load(w, g, eo, len);
 		dma(w, g, iova, eo, len, true);
 		verify_memory(w, "after a DMA write to an unmapped IOVA");
+	}
+}
+
+static void chan_done_cb(void *opaque, uint64_t cookie, int status,
+			 uint64_t error_iova, bool hit)
+{
+	int *st = opaque;
+
+	*st = status;
+}
+
+/* Send one request through the channel (opened on first use); its status. */
+static int chan_request(struct worker *w, enum vfio_async_op op,
+			const struct vfio_async_range *r)
+{
+	long t0 = now_ms();
+	int st = 1, ret;
+
+	if (!w->chan) {
+		ret = vfio_async_wrap(&w->va, w->container);
+		if (!ret)
+			ret = vfio_async_chan_open(w->va, NULL, &w->chan);
+		if (ret)
+			violation(w, "channel open: %s", strerror(-ret));
+	}
+	w->chans++;
+	ret = vfio_async_chan_submit(w->chan, op, w->chans, r, 1);
+	if (!ret)
+		ret = vfio_async_chan_kick(w->chan);
+	if (ret)
+		violation(w, "channel submit: %s (%u in flight, native %d)",
+			  strerror(-ret), vfio_async_chan_in_flight(w->chan),
+			  vfio_async_native(w->va));
+	while (st == 1) {
+		struct pollfd pfd = { .fd = vfio_async_chan_fd(w->chan),
+				      .events = POLLIN };
+
+		if (now_ms() - t0 > 60000)
+			violation(w, "channel: no completion within 60 s");
+		poll(&pfd, 1, 100);
+		ret = vfio_async_chan_reap(w->chan, chan_done_cb, &st);
+		if (ret < 0)
+			violation(w, "channel reap: %s", strerror(-ret));
+	}
+	return st;
+}
+
+/*
+ * The balloon channel, or the blocking MAP_NOW: 0-49 MAP_NOW of part of a
+ * deferred mapping, then a DMA into it with nothing settled (the ground
+ * truth of the completion); 50-64 MAP_NEXT of one (0, or ENOSPC with too
+ * many queued); 65-74 RELEASE of one (its chunks wholly inside are given
+ * back: the mapping is unverifiable from then on); 75-99 a range that
+ * runs outside every mapping: ENOENT, or EINVAL when it is malformed.
+ */
+static void op_chan(struct worker *w)
+{
+	uint64_t r1 = rng_next(&w->rng), r2 = rng_next(&w->rng);
+	uint64_t r3 = rng_next(&w->rng);
+	int kind = rnd(&w->rng, 100), i, n = 0, cand[MAX_MAPS], gi, st;
+	bool blocking = chance(&w->rng, 40);
+	uint32_t eo = rnd(&w->rng, 2048), len = 1 + rnd(&w->rng, 256);
+	struct vfio_async_range r;
+	struct mapping *m;
+	uint64_t off, pages;
+
+	if (!w->iommu || !nattached(w)) {
+		step_desc(w, "channel: no container");
+		return;
+	}
+	for (i = 0; i < w->nmaps; i++) {
+		struct mapping *c = &w->maps[i];
+
+		if (c->deferred && !c->tainted && (kind >= 50 || (c->flags & F_W)))
+			cand[n++] = i;
+	}
+	if (kind >= 75 || !n) {
+		/* From a mapping's last page on, or anywhere unmapped. */
+		r.iova = n ? w->maps[cand[r1 % n]].iova +
+			     w->maps[cand[r1 % n]].size - P :
+			     0x7000000000ULL + (r2 % 4096) * P;
+		r.size = (2 + r3 % 64) * P;
+		if (r3 & 1)
+			r.iova += 1 + r2 % (P - 1);	/* unaligned */
+		step_desc(w, "channel: MAP_NOW [0x%llx, +0x%llx) running out of the mappings",
+			  (unsigned long long)r.iova, (unsigned long long)r.size);
+		st = chan_request(w, VFIO_ASYNC_MAP_NOW, &r);
+		/* Past the end of one mapping another may begin: any of these. */
+		if (st != -ENOENT && st != -EINVAL && st != 0)
+			violation(w, "channel: MAP_NOW out of the mappings: status %d",
+				  st);
+		return;
+	}
+	m = &w->maps[cand[r1 % n]];
+	pages = m->size / P;
+	off = (r2 % pages) * P;
+	r.iova = m->iova + off;
+	r.size = (1 + (r2 >> 32) % (pages - off / P)) * P;
+
+	if (kind < 50) {
+		step_desc(w, "%s [0x%llx, +0x%llx) of deferred 0x%llx",
+			  blocking ? "MAP_NOW (ioctl)" : "channel: MAP_NOW",
+			  (unsigned long long)r.iova, (unsigned long long)r.size,
+			  (unsigned long long)m->iova);
+		st = blocking ? vfio_async_map_now_raw(w->container, &r) :
+				chan_request(w, VFIO_ASYNC_MAP_NOW, &r);
+		if (st)
+			violation(w, "MAP_NOW of an untouched deferred range: %s",
+				  strerror(-st));
+		gi = w->g[r3 % NGROUPS].attached ? (int)(r3 % NGROUPS) :
+						    (int)!(r3 % NGROUPS);
+		if (w->g[gi].dev < 0)
+			device_open(w, gi);
+		if (!ensure_scratch(w))
+			return;
+		off += (r3 >> 20) % r.size;
+		off &= ~(P - 1);
+		if (len > m->size - off)
+			len = m->size - off;
+		w->st->dma++;
+		dma_write_mapping(w, gi, m, off, eo, len);
+	} else if (kind < 65) {
+		step_desc(w, "channel: MAP_NEXT [0x%llx, +0x%llx)",
+			  (unsigned long long)r.iova, (unsigned long long)r.size);
+		st = chan_request(w, VFIO_ASYNC_MAP_NEXT, &r);
+		if (st && st != -ENOSPC)
+			violation(w, "MAP_NEXT: %s", strerror(-st));
+	} else {
+		step_desc(w, "channel: RELEASE [0x%llx, +0x%llx) of deferred 0x%llx",
+			  (unsigned long long)r.iova, (unsigned long long)r.size,
+			  (unsigned long long)m->iova);
+		st = chan_request(w, VFIO_ASYNC_RELEASE, &r);
+		if (st)
+			violation(w, "RELEASE: %s", strerror(-st));
+		/* Released chunks are unmapped until asked for: unverifiable. */
+		taint_add(w, m->iova, m->size);
+		m->tainted = true;
 	}
 }
 
@@ -2361,7 +2550,8 @@ static void op_sysfs(struct worker *w)
 		unsigned long long a;
 
 		if (sscanf(buf, "%d 0x%llx", &err, &a) != 2 ||
-		    (err && err != -EFAULT && err != -ESRCH && err != -ENOMEM))
+		    (err && err != -EFAULT && err != -ESRCH && err != -ENOMEM &&
+		     err != -EOPNOTSUPP))
 			violation(w, "%s: '%s'", path, buf);
 	}
 }
@@ -2570,6 +2760,7 @@ static void worker_cleanup(struct worker *w)
 			w->g[i].attached = false;
 			flock(w->g[i].lockfd, LOCK_UN);
 		}
+	chan_drop(w);
 	if (w->container >= 0)
 		close(w->container);
 	w->container = -1;
@@ -2581,7 +2772,7 @@ enum op {
 	OP_MAP, OP_DMAP, OP_BOGUS_MAP, OP_UNMAP, OP_UNMAP_RANGE, OP_UNMAP_ALL,
 	OP_UNMAP_EMPTY, OP_BOGUS_UNMAP, OP_STATUS, OP_INFO, OP_EXT, OP_SETTLE,
 	OP_DETACH, OP_ATTACH, OP_CLOSE, OP_DEVICE, OP_MUNMAP, OP_MMAP,
-	OP_MPROTECT, OP_CHILD, OP_SYSFS, OP_BAR, OP_MMAP_FILE, NR_OPS,
+	OP_MPROTECT, OP_CHILD, OP_SYSFS, OP_BAR, OP_MMAP_FILE, OP_CHAN, NR_OPS,
 };
 
 /* Relative weights, per thousand roughly; DMA is drawn separately. */
@@ -2592,7 +2783,7 @@ static const int weight[NR_OPS] = {
 	[OP_INFO] = 25, [OP_EXT] = 20, [OP_SETTLE] = 20, [OP_DETACH] = 10,
 	[OP_ATTACH] = 15, [OP_CLOSE] = 6, [OP_DEVICE] = 15, [OP_MUNMAP] = 15,
 	[OP_MMAP] = 20, [OP_MPROTECT] = 15, [OP_CHILD] = 12, [OP_SYSFS] = 15,
-	[OP_BAR] = 15, [OP_MMAP_FILE] = 12,
+	[OP_BAR] = 15, [OP_MMAP_FILE] = 12, [OP_CHAN] = 40,
 };
 
 static void one_step(struct worker *w)
@@ -2665,6 +2856,7 @@ static void one_step(struct worker *w)
 	case OP_MMAP: op_mmap_back(w); break;
 	case OP_MPROTECT: op_mprotect(w); break;
 	case OP_MMAP_FILE: op_mmap_file(w); break;
+	case OP_CHAN: op_chan(w); break;
 	case OP_CHILD: op_child(w); break;
 	case OP_SYSFS: op_sysfs(w); break;
 	case OP_BAR: op_bar(w); break;
