@@ -70,6 +70,7 @@ check-layout: modules
 
 selftests: setup
 	$(MAKE) -C selftests
+	$(MAKE) -C tools
 
 check: modules selftests
 	KERNELRELEASES="$(KERNELRELEASES)" scripts/run-checks

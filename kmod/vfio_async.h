@@ -93,7 +93,7 @@
 #include "vfio_driver_ops.h"
 #include <linux/vfio_iommu_async.h>
 
-#define VFIO_ASYNC_VERSION	"0.1.0"
+#define VFIO_ASYNC_VERSION	"0.2.0"
 
 #define VFIO_ASYNC_CHUNK_SHIFT	21
 

@@ -861,7 +861,10 @@ TEST_F(deferred, status_args)
 		struct vfio_iommu_async_status st;
 		uint8_t tail[16];
 	} a;
-	const uint32_t shorts[] = { 0, 4, 8, sizeof(a.st) - 1 };
+	/* The first version ended before released_bytes. */
+	const uint32_t v1 = offsetof(struct vfio_iommu_async_status,
+				     released_bytes);
+	const uint32_t shorts[] = { 0, 4, 8, v1 - 1 };
 	const uint32_t bad_flags[] = { 1, 2, 1u << 31 };
 	struct vfio_iommu_async_status *big;
 	uint8_t zero[sizeof(a.tail)] = { 0 };
@@ -908,7 +911,16 @@ TEST_F(deferred, status_args)
 	EXPECT_EQ(1ULL, a.st.pinned_pages);
 	EXPECT_EQ(0, a.st.first_error);
 	EXPECT_EQ(0ULL, a.st.first_error_iova);
+	EXPECT_EQ(0ULL, a.st.released_bytes);
 	EXPECT_EQ(-1, first_diff(a.tail, zero, sizeof(zero)));
+
+	/* An older caller's size: filled up to it, nothing written past. */
+	memset(&a, 0x5a, sizeof(a));
+	a.st.argsz = v1;
+	a.st.flags = 0;
+	ASSERT_OK(status_raw(c, &a));
+	EXPECT_EQ(P, a.st.sync_bytes);
+	EXPECT_EQ(0x5a5a5a5a5a5a5a5aULL, a.st.released_bytes);
 }
 
 /* FLAG_NOW maps before returning: nothing pending, DMA works at once. */

@@ -150,6 +150,7 @@ enum {
 	X_EBUSY = 1 << 6, X_ENODEV = 1 << 7, X_EBADF = 1 << 8,
 	X_EOPNOTSUPP = 1 << 9,
 	X_MAYBE = 1 << 10,	/* or success: the kernel may go either way */
+	X_EBADFD = 1 << 11,
 	X_OTHER = 1 << 30,
 };
 
@@ -166,6 +167,7 @@ static unsigned int errbit(int err)
 	case ENODEV: return X_ENODEV;
 	case EBADF: return X_EBADF;
 	case EOPNOTSUPP: return X_EOPNOTSUPP;
+	case EBADFD: return X_EBADFD;
 	default: return X_OTHER;
 	}
 }
@@ -174,7 +176,7 @@ static const char *xstr(unsigned int x, char *buf, size_t n)
 {
 	static const char *const names[] = {
 		"EINVAL", "EEXIST", "ENOSPC", "EFAULT", "ENOMEM", "E2BIG",
-		"EBUSY", "ENODEV", "EBADF", "EOPNOTSUPP", "success",
+		"EBUSY", "ENODEV", "EBADF", "EOPNOTSUPP", "success", "EBADFD",
 	};
 	size_t i, o = 0;
 
@@ -2432,7 +2434,9 @@ static void op_attach(struct worker *w)
 	if (chance(&w->rng, 20)) {
 		int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
 
-		expect(w, X_EINVAL, vfio_group_set_container(w->g[gi].fd, nul),
+		/* The VFIO core's answer: EINVAL on 6.1, EBADFD on 6.12. */
+		expect(w, X_EINVAL | X_EBADFD,
+		       vfio_group_set_container(w->g[gi].fd, nul),
 		       "SET_CONTAINER with /dev/null");
 		close(nul);
 		expect(w, X_EBADF, vfio_group_set_container(w->g[gi].fd, -1),

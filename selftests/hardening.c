@@ -554,11 +554,12 @@ static void *hog_thread(void *arg)
  * Tenant A's chunks are slow (cold memory, faulted and zeroed as it is
  * pinned), B's are quick (prefaulted): with the threads handed out chunk
  * by chunk, A would end up holding all of them. A may hold only its share
- * while B has work, and B's sweep takes at most twice its time alone.
- * "Alone" runs next to a thread that faults in and zeroes memory as A's
- * worker does: the test VM has two vCPUs only, and what is measured is
- * the split of the pool, not that of the CPUs. Then A's memory is gone (every chunk
- * fails): B is not slowed either.
+ * while B has work, and B's chunks do not wait for A's: A maps fewer than
+ * half as many chunks as B meanwhile (chunk by chunk, as many). Times are
+ * logged beside it ("alone" next to a thread that faults in and zeroes
+ * memory as A's worker does), not judged: on the test VM's two vCPUs
+ * they measure how the CPUs are shared more than the pool. Then A's
+ * memory is gone (every chunk fails): B is not slowed.
  */
 TEST_F_TIMEOUT(hardening, a_tenant_holds_its_share_only, 300)
 {
@@ -567,6 +568,8 @@ TEST_F_TIMEOUT(hardening, a_tenant_holds_its_share_only, 300)
 	long threads, alone, first, with;
 	struct busy_watch bw = { .max = 0 };
 	volatile bool hog_stop;
+	long a_chunks, a_after;
+	char path[PATH_MAX + 32];
 	pthread_t t, hog;
 	uint8_t *a, *b;
 	struct vfio_dev v2;
@@ -606,8 +609,11 @@ TEST_F_TIMEOUT(hardening, a_tenant_holds_its_share_only, 300)
 	ASSERT_OK(vfio_map_deferred(self->v.container, IOVA_HI, a, a_size, DRW));
 	usleep(100 * 1000);
 	bw.max = 0;
+	snprintf(path, sizeof(path), "%s/chunks_mapped", dir);
+	ASSERT_OK(sysfs_read_long(path, &a_chunks));
 	with = sweep_ms_arm(v2.container, IOVA_HI, b, b_size, &first,
 			    &bw.armed);
+	ASSERT_OK(sysfs_read_long(path, &a_after));
 	bw.armed = false;
 	ASSERT_OK(vfio_async_status(self->v.container, &st));
 	TH_LOG("B alone (next to a faulting thread) %ld ms, next to A's cold sweep %ld ms (first chunk %ld ms); A held at most %ld of %ld threads meanwhile (A still pending: %llu MiB)",
@@ -616,7 +622,15 @@ TEST_F_TIMEOUT(hardening, a_tenant_holds_its_share_only, 300)
 	ASSERT_LT(0, with);
 	EXPECT_LT(0ULL, st.pending_bytes);	/* A was busy all along */
 	EXPECT_LE(bw.max, (threads + 1) / 2);
-	EXPECT_LE(with, 2 * alone + 100);
+	/*
+	 * Handed out chunk by chunk, B would get one chunk per A chunk that
+	 * ends; with a thread of its own, B's quick chunks run back to back
+	 * while A's slow ones end now and then. The time depends on how the
+	 * two vCPUs are shared; this count does not.
+	 */
+	TH_LOG("A mapped %ld chunks while B mapped its %zu", a_after - a_chunks,
+	       (size_t)(b_size / CHUNK));
+	EXPECT_LT(a_after - a_chunks, (long)(b_size / CHUNK / 2));
 	unmap_one(_metadata, v2.container, IOVA_HI, b_size);
 	unmap_one(_metadata, self->v.container, IOVA_HI, a_size);
 
@@ -627,8 +641,12 @@ TEST_F_TIMEOUT(hardening, a_tenant_holds_its_share_only, 300)
 	ASSERT_OK(vfio_async_wait_settled(self->v.container, &st, SETTLE_MS));
 	bw.stop = true;
 	pthread_join(t, NULL);
-	TH_LOG("B next to A's failing chunks: %ld ms", with);
-	EXPECT_EQ(a_size, st.failed_bytes);
+	TH_LOG("B next to A's failing chunks: %ld ms (A: %llu MiB failed, %llu mapped before its memory went)",
+	       with, (unsigned long long)(st.failed_bytes >> 20),
+	       (unsigned long long)(st.mapped_bytes >> 20));
+	/* A few chunks of memory faulted in before may have made it. */
+	EXPECT_EQ(a_size, st.failed_bytes + st.mapped_bytes);
+	EXPECT_LT(a_size / 2, st.failed_bytes);
 	EXPECT_LE(with, 2 * alone + 100);
 	unmap_one(_metadata, v2.container, IOVA_HI, b_size);
 	unmap_one(_metadata, self->v.container, IOVA_HI, a_size);
