@@ -52,7 +52,8 @@
 #define REQ_RANGES_MAX	1024	/* ranges per ring request */
 #define DRAIN_RUN	64	/* requests per drain run */
 #define MAX_WAITING	64	/* MAP_NOW requests waiting at once */
-#define NOW_BATCH	256	/* ranges per step of the blocking ioctl */
+#define NOW_STACK	8	/* ranges a blocking ioctl reads onto the stack */
+#define NOW_BATCH	256	/* ranges per step of a longer one */
 #define NOW_MAX		(1U << 20)	/* ranges per blocking ioctl */
 
 static struct workqueue_struct *vfio_async_chan_wq;
@@ -886,12 +887,14 @@ static int map_now_step(struct vfio_async_container *c,
  *	range
  *
  * The ranges are read NOW_BATCH at a time: the memory it holds does not
- * grow with their number.
+ * grow with their number. A deflate's few ranges stay on the stack, so
+ * that a hit costs no allocation.
  */
 int vfio_async_map_now(struct vfio_async_container *c,
 		       struct vfio_iommu_async_map_now *mn)
 {
-	struct vfio_iommu_async_range *r;
+	struct vfio_iommu_async_range few[NOW_STACK], *r = few;
+	unsigned int batch = NOW_STACK;
 	ktime_t start = ktime_get();
 	u64 prev_last = 0, done = 0;
 	dma_addr_t bad = 0;
@@ -901,14 +904,17 @@ int vfio_async_map_now(struct vfio_async_container *c,
 	if (mn->flags || mn->__reserved || !mn->nr_ranges ||
 	    mn->nr_ranges > NOW_MAX)
 		return -EINVAL;
-	r = kmalloc_array(NOW_BATCH, sizeof(*r), GFP_KERNEL_ACCOUNT);
-	if (!r)
-		return -ENOMEM;
+	if (mn->nr_ranges > NOW_STACK) {
+		r = kmalloc_array(NOW_BATCH, sizeof(*r), GFP_KERNEL_ACCOUNT);
+		if (!r)
+			return -ENOMEM;
+		batch = NOW_BATCH;
+	}
 
 	vfio_async_count(c, VFIO_ASYNC_REQ_MAP_NOW, 1);
 	vfio_async_count(c, VFIO_ASYNC_RANGES_MAP_NOW, mn->nr_ranges);
 	while (done < mn->nr_ranges && !ret) {
-		unsigned int n = min_t(u64, NOW_BATCH, mn->nr_ranges - done);
+		unsigned int n = min_t(u64, batch, mn->nr_ranges - done);
 		void __user *src = u64_to_user_ptr(mn->ranges) +
 				   done * sizeof(*r);
 
@@ -927,7 +933,8 @@ int vfio_async_map_now(struct vfio_async_container *c,
 		prev_last = r[n - 1].iova + r[n - 1].size - 1;
 		done += n;
 	}
-	kfree(r);
+	if (r != few)
+		kfree(r);
 
 	vfio_async_count(c, hit ? VFIO_ASYNC_HITS : VFIO_ASYNC_MISSES, 1);
 	if (ret) {

@@ -1172,10 +1172,12 @@ static unsigned int map_expect(struct worker *w, const struct mreq *q)
 	/*
 	 * Pinned now, with a shared ramfs page for a device that writes:
 	 * Linux 6.5 and later refuse such long-term pins, 6.1 takes them.
+	 * The pin comes before the charge, so over the limit the refusal
+	 * may be seen first.
 	 */
-	if (!e && (!q->deferred || (q->flags & F_NOW)) && (q->flags & F_W) &&
-	    !q->bar && !deferrable(w, q->vaddr, q->size))
-		e = X_EFAULT | X_MAYBE;
+	if ((!e || e == X_ENOMEM) && (!q->deferred || (q->flags & F_NOW)) &&
+	    (q->flags & F_W) && !q->bar && !deferrable(w, q->vaddr, q->size))
+		e |= e ? X_EFAULT : X_EFAULT | X_MAYBE;
 	return e;
 }
 

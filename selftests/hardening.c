@@ -386,6 +386,13 @@ static long sweep_ms_arm(int c, uint64_t iova, void *mem, size_t size,
 			if (arm)
 				*arm = true;
 		}
+		/*
+		 * At most the last chunk left, claimed or about to be: this
+		 * container leaves the work list, and the others may have
+		 * the whole pool again.
+		 */
+		if (arm && st.pending_bytes <= CHUNK)
+			*arm = false;
 		if (!st.pending_bytes)
 			return now_ms() - t0;
 		if (now_ms() - t0 > SETTLE_MS)
@@ -517,10 +524,11 @@ static void *busy_thread(void *arg)
 	long v;
 
 	while (!w->stop) {
-		/* Armed first, then read: no sample from before counts. */
+		/* Armed before the read and after: only samples inside count. */
 		bool armed = w->armed;
 
-		if (!sysfs_read_long(w->path, &v) && armed && v > w->max)
+		if (!sysfs_read_long(w->path, &v) && armed && w->armed &&
+		    v > w->max)
 			w->max = v;
 		usleep(1000);
 	}
