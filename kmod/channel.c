@@ -54,7 +54,7 @@
 #define MAX_WAITING	64	/* MAP_NOW requests waiting at once */
 #define NOW_STACK	8	/* ranges a blocking ioctl reads onto the stack */
 #define NOW_BATCH	256	/* ranges per step of a longer one */
-#define NOW_MAX		(1U << 20)	/* ranges per blocking ioctl */
+#define NOW_MAX		BIT(20)		/* ranges per blocking ioctl */
 
 static struct workqueue_struct *vfio_async_chan_wq;
 
@@ -402,6 +402,7 @@ static enum drain_stop drain_some(struct vfio_async_channel *ch,
 {
 	struct vfio_iommu_async_ring_hdr *hdr = ch->hdr;
 	unsigned int budget = DRAIN_RUN;
+	/* Pairs with the VMM's release of sq_tail: the entries come first. */
 	u32 tail = smp_load_acquire(&hdr->sq_tail);
 
 	while (ch->sq_head != tail) {
@@ -415,7 +416,10 @@ static enum drain_stop drain_some(struct vfio_async_channel *ch,
 		if (!can_take(ch))
 			return DRAIN_FULL;
 		n = fetch(ch, ch->sq_head, &sqe);
-		/* Copied: the VMM may reuse the slot and its ranges. */
+		/*
+		 * Copied: the VMM may reuse the slot and its ranges once it
+		 * sees the head move (our reads ordered before this store).
+		 */
 		smp_store_release(&hdr->sq_head, ++ch->sq_head);
 		if (n < 0) {
 			post(ch, sqe.cookie, n, 0, 0, false);
@@ -423,6 +427,7 @@ static enum drain_stop drain_some(struct vfio_async_channel *ch,
 		} else if (handle(ch, &sqe, n)) {
 			(*posted)++;
 		}
+		/* As above: entries published before the tail. */
 		tail = smp_load_acquire(&hdr->sq_tail);
 	}
 	return DRAIN_EMPTY;
@@ -442,6 +447,10 @@ static void drain_work(struct work_struct *work)
 	for (;;) {
 		/* Draining: the VMM need not kick. */
 		WRITE_ONCE(hdr->sq_flags, 0);
+		/*
+		 * The flag's store before the ring's reads, against the
+		 * VMM's tail store before its load of the flag.
+		 */
 		smp_mb();
 		stop = drain_some(ch, &posted);
 		if (stop == DRAIN_BROKEN) {
@@ -458,6 +467,7 @@ static void drain_work(struct work_struct *work)
 		 * request's completion requeues us.
 		 */
 		WRITE_ONCE(hdr->sq_flags, VFIO_ASYNC_SQ_NEED_KICK);
+		/* The flag before the tail's load: see above. */
 		smp_mb();
 		if (stop == DRAIN_FULL || READ_ONCE(hdr->sq_tail) == ch->sq_head)
 			break;

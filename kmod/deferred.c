@@ -749,19 +749,20 @@ static dma_addr_t dma_last(struct vfio_async_dma *dma)
 	return dma->iova + dma->size - 1;
 }
 
+/* What walk_dmas_of_range() calls on chunks [@first, @end) of @dma. */
+typedef int (*range_chunks_fn)(struct vfio_async_container *c,
+			       struct vfio_async_dma *dma, unsigned long first,
+			       unsigned long end, void *arg);
+
 /*
  * Walk the mappings [@start, @last] lies in, calling @fn on the chunks of
  * each that the range touches (@whole: only those wholly inside). Returns
  * @fn's first error, or -ENOENT (*@bad: the IOVA) at a gap. Lock or
  * chunk_lock held.
  */
-static int for_each_range_dma(struct vfio_async_container *c, dma_addr_t start,
+static int walk_dmas_of_range(struct vfio_async_container *c, dma_addr_t start,
 			      dma_addr_t last, bool whole, dma_addr_t *bad,
-			      int (*fn)(struct vfio_async_container *c,
-					struct vfio_async_dma *dma,
-					unsigned long first,
-					unsigned long end, void *arg),
-			      void *arg)
+			      range_chunks_fn fn, void *arg)
 {
 	dma_addr_t at = start;
 
@@ -830,7 +831,7 @@ int vfio_async_ranges_mapped(struct vfio_async_container *c,
 
 	spin_lock(&c->chunk_lock);
 	for (i = 0; i < n && ret == 1; i++) {
-		int err = for_each_range_dma(c, r[i].iova,
+		int err = walk_dmas_of_range(c, r[i].iova,
 					     r[i].iova + r[i].size - 1, false,
 					     bad, chunks_all_mapped, NULL);
 
@@ -1029,7 +1030,7 @@ int vfio_async_want_ranges(struct vfio_async_container *c,
 
 	/* The mappings cannot change under the lock: count, allocate, add. */
 	for (i = 0; i < n && !ret; i++)
-		ret = for_each_range_dma(c, r[i].iova, r[i].iova + r[i].size - 1,
+		ret = walk_dmas_of_range(c, r[i].iova, r[i].iova + r[i].size - 1,
 					 false, bad, count_segment, &wt);
 	if (!ret && queue == VFIO_ASYNC_Q_AHEAD &&
 	    READ_ONCE(c->nr_ahead) + wt.segments > AHEAD_MAX) {
@@ -1046,7 +1047,7 @@ int vfio_async_want_ranges(struct vfio_async_container *c,
 	spin_lock(&c->chunk_lock);
 	for (i = 0; i < n; i++) {
 		wt.range_iova = r[i].iova;
-		for_each_range_dma(c, r[i].iova, r[i].iova + r[i].size - 1,
+		walk_dmas_of_range(c, r[i].iova, r[i].iova + r[i].size - 1,
 				   false, bad, want_segment, &wt);
 	}
 	if (waiter)
@@ -1216,7 +1217,7 @@ int vfio_async_release_ranges(struct vfio_async_container *c,
 
 	/* Every range must be inside mappings before anything is released. */
 	for (i = 0; i < n; i++) {
-		ret = for_each_range_dma(c, r[i].iova, r[i].iova + r[i].size - 1,
+		ret = walk_dmas_of_range(c, r[i].iova, r[i].iova + r[i].size - 1,
 					 false, bad, count_segment,
 					 &(struct want){});
 		if (ret)
@@ -1226,7 +1227,7 @@ int vfio_async_release_ranges(struct vfio_async_container *c,
 	if (ret)
 		return ret;
 	for (i = 0; i < n; i++)
-		for_each_range_dma(c, r[i].iova, r[i].iova + r[i].size - 1,
+		walk_dmas_of_range(c, r[i].iova, r[i].iova + r[i].size - 1,
 				   true, bad, release_segment, &done);
 	vfio_async_resume(c);
 	call_done(&done);
