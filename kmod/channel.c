@@ -36,6 +36,7 @@
 #include <linux/file.h>
 #include <linux/fs.h>
 #include <linux/ktime.h>
+#include <linux/memcontrol.h>
 #include <linux/mm.h>
 #include <linux/poll.h>
 #include <linux/slab.h>
@@ -88,7 +89,8 @@ static struct workqueue_struct *vfio_async_chan_wq;
  * @closing: the file is being released: take nothing more
  * @drain: reads requests
  * @map: maps what they wait for
- * @create: what VFIO_IOMMU_ASYNC_CHANNEL_CREATE answered (sizes, offsets)
+ * @memcg: the creator's memory cgroup, which the drain's allocations are
+ *	charged to (a reference)
  *
  * @cq_lock (a spinlock) protects @cq_tail, @in_flight, @waiting and
  * @nr_waiting, and the writing of completions.
@@ -123,7 +125,7 @@ struct vfio_async_channel {
 
 	struct work_struct drain;
 	struct work_struct map;
-	struct vfio_iommu_async_channel_create create;
+	struct mem_cgroup *memcg;
 };
 
 /* A MAP_NOW request of the ring that waits for chunks. */
@@ -183,21 +185,17 @@ static void post(struct vfio_async_channel *ch, u64 cookie, int status,
 }
 
 /*
- * Take a completion slot for a request, if one is free: one for each
- * request in flight plus those posted and not reaped. A cq_head the VMM
- * made up only stalls the VMM's own ring.
+ * Is a completion slot free? One is taken for each request in flight and
+ * each posted and not reaped. A cq_head the VMM made up (more reaped than
+ * posted) counts as full: it only stalls the VMM's own ring. cq_lock held.
  */
-static bool reserve_slot(struct vfio_async_channel *ch)
+static bool slot_free(struct vfio_async_channel *ch)
 {
-	bool ok;
+	u32 unreaped = ch->cq_tail - READ_ONCE(ch->hdr->cq_head);
 
-	spin_lock(&ch->cq_lock);
-	ok = ch->cq_tail - READ_ONCE(ch->hdr->cq_head) + ch->in_flight <
-	     ch->cq_entries;
-	if (ok)
-		ch->in_flight++;
-	spin_unlock(&ch->cq_lock);
-	return ok;
+	lockdep_assert_held(&ch->cq_lock);
+	return unreaped <= ch->cq_entries &&
+	       unreaped + ch->in_flight < ch->cq_entries;
 }
 
 static void latency(struct vfio_async_container *c, bool hit, ktime_t start)
@@ -210,7 +208,8 @@ static void req_done(struct vfio_async_waiter *waiter)
 {
 	struct chan_req *req = container_of(waiter, struct chan_req, waiter);
 	struct vfio_async_channel *ch = req->ch;
-	u64 cookie = req->cookie;
+	u64 cookie = req->cookie, iova = waiter->error_iova;
+	int status = waiter->error;
 	bool closing;
 
 	spin_lock(&ch->cq_lock);
@@ -223,7 +222,7 @@ static void req_done(struct vfio_async_waiter *waiter)
 	/* Room for a MAP_NOW held back by MAX_WAITING; before the slot goes. */
 	if (!closing)
 		queue_work(vfio_async_chan_wq, &ch->drain);
-	post(ch, cookie, waiter->error, 0, waiter->error_iova, true);
+	post(ch, cookie, status, 0, iova, true);
 }
 
 /* ---- requests ----------------------------------------------------------- */
@@ -383,14 +382,34 @@ enum drain_stop {
 };
 
 /* May the drain take one more request now? */
+static bool room_for_one(struct vfio_async_channel *ch)
+{
+	lockdep_assert_held(&ch->cq_lock);
+	return !ch->closing && ch->nr_waiting < MAX_WAITING && slot_free(ch);
+}
+
+/* Take a completion slot (and waiting room) for the next request. */
 static bool can_take(struct vfio_async_channel *ch)
 {
 	bool ok;
 
 	spin_lock(&ch->cq_lock);
-	ok = !ch->closing && ch->nr_waiting < MAX_WAITING;
+	ok = room_for_one(ch);
+	if (ok)
+		ch->in_flight++;
 	spin_unlock(&ch->cq_lock);
-	return ok && reserve_slot(ch);
+	return ok;
+}
+
+/* Has room come since the ring was found full? */
+static bool room_now(struct vfio_async_channel *ch)
+{
+	bool ok;
+
+	spin_lock(&ch->cq_lock);
+	ok = room_for_one(ch);
+	spin_unlock(&ch->cq_lock);
+	return ok;
 }
 
 /*
@@ -439,11 +458,14 @@ static void drain_work(struct work_struct *work)
 						     struct vfio_async_channel,
 						     drain);
 	struct vfio_iommu_async_ring_hdr *hdr = ch->hdr;
+	struct mem_cgroup *old_memcg;
 	unsigned int posted = 0;
 	enum drain_stop stop;
 
 	if (READ_ONCE(hdr->sq_flags) & VFIO_ASYNC_SQ_ERROR)
 		return;
+	/* What requests allocate is the VMM's, not the kworker's. */
+	old_memcg = set_active_memcg(ch->memcg);
 	for (;;) {
 		/* Draining: the VMM need not kick. */
 		WRITE_ONCE(hdr->sq_flags, 0);
@@ -462,16 +484,18 @@ static void drain_work(struct work_struct *work)
 			break;
 		/*
 		 * Stopping: ask for a kick, then look again, so that a request
-		 * published before the VMM saw the flag is not left behind.
-		 * When full, the VMM kicks once it has reaped, or a waiting
-		 * request's completion requeues us.
+		 * published (or a completion reaped) before the VMM saw the
+		 * flag is not left behind. When full, the VMM kicks once it
+		 * has reaped, or a waiting request's completion requeues us.
 		 */
 		WRITE_ONCE(hdr->sq_flags, VFIO_ASYNC_SQ_NEED_KICK);
-		/* The flag before the tail's load: see above. */
+		/* The flag before the loads of sq_tail and cq_head. */
 		smp_mb();
-		if (stop == DRAIN_FULL || READ_ONCE(hdr->sq_tail) == ch->sq_head)
+		if (stop == DRAIN_FULL ? !room_now(ch) :
+		    READ_ONCE(hdr->sq_tail) == ch->sq_head)
 			break;
 	}
+	set_active_memcg(old_memcg);
 	if (posted)
 		call_vmm(ch);
 	if (stop == DRAIN_BUDGET)
@@ -576,8 +600,36 @@ static void channel_free(struct vfio_async_channel *ch)
 		fput(ch->kick);
 	free_ring(ch);
 	kvfree(ch->scratch);
+	mem_cgroup_put(ch->memcg);
 	vfio_async_container_put(ch->c);
 	kfree(ch);
+}
+
+/*
+ * Cancel the waiting MAP_NOWs whose done() is not due yet; the drain is
+ * stopped. Whether done() is due is decided under chunk_lock, so it is
+ * held across the walk: a request done() is due for stays on the list,
+ * and done() takes it off and frees it.
+ */
+static void cancel_waiting(struct vfio_async_channel *ch)
+{
+	struct chan_req *req, *tmp;
+	LIST_HEAD(cancelled);
+
+	spin_lock(&ch->c->chunk_lock);
+	spin_lock(&ch->cq_lock);
+	list_for_each_entry_safe(req, tmp, &ch->waiting, node) {
+		if (!vfio_async_waiter_cancel_locked(ch->c, &req->waiter))
+			continue;
+		list_move(&req->node, &cancelled);
+		ch->nr_waiting--;
+		if (!--ch->in_flight)
+			wake_up_all(&ch->idle);
+	}
+	spin_unlock(&ch->cq_lock);
+	spin_unlock(&ch->c->chunk_lock);
+	list_for_each_entry_safe(req, tmp, &cancelled, node)
+		kfree(req);
 }
 
 /*
@@ -585,32 +637,6 @@ static void channel_free(struct vfio_async_channel *ch)
  * is left): stop taking requests, cancel those waiting, wait for the
  * completions under way, and free it all.
  */
-/* Cancel the waiting MAP_NOWs whose done() is not due yet; drain stopped. */
-static void cancel_waiting(struct vfio_async_channel *ch)
-{
-	struct chan_req *req;
-
-	for (;;) {
-		spin_lock(&ch->cq_lock);
-		req = list_first_entry_or_null(&ch->waiting, struct chan_req,
-					       node);
-		if (req)
-			list_del_init(&req->node);
-		spin_unlock(&ch->cq_lock);
-		if (!req)
-			return;
-		/* Else done() is due: it completes and frees the request. */
-		if (vfio_async_waiter_cancel(ch->c, &req->waiter)) {
-			spin_lock(&ch->cq_lock);
-			ch->nr_waiting--;
-			if (!--ch->in_flight)
-				wake_up_all(&ch->idle);
-			spin_unlock(&ch->cq_lock);
-			kfree(req);
-		}
-	}
-}
-
 static int channel_release(struct inode *inode, struct file *file)
 {
 	struct vfio_async_channel *ch = file->private_data;
@@ -773,6 +799,7 @@ int vfio_async_channel_create(struct vfio_async_container *c,
 		return -ENOMEM;
 	vfio_async_container_get(c);
 	ch->c = c;
+	ch->memcg = get_mem_cgroup_from_mm(current->mm);
 	spin_lock_init(&ch->cq_lock);
 	INIT_LIST_HEAD(&ch->waiting);
 	init_waitqueue_head(&ch->idle);
@@ -781,7 +808,6 @@ int vfio_async_channel_create(struct vfio_async_container *c,
 	ret = channel_setup(ch, &cr);
 	if (ret)
 		goto err_free;
-	ch->create = cr;
 
 	fd = get_unused_fd_flags(O_CLOEXEC);
 	if (fd < 0) {

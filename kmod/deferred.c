@@ -34,6 +34,11 @@
 
 /* The most MAP_NEXT entries queued per container. */
 #define AHEAD_MAX		4096
+/*
+ * Pieces (a range in one mapping) a request may wait for: with the
+ * waiting requests per channel, it bounds what waits cost in memory.
+ */
+#define WANT_SEGMENTS_MAX	2048
 
 #define WAIT_START(w)	((w)->start)
 #define WAIT_LAST(w)	((w)->last)
@@ -368,6 +373,7 @@ bool vfio_async_has_pending(struct vfio_async_container *c)
 static void make_pending(struct vfio_async_container *c,
 			 struct vfio_async_dma *dma, unsigned long first)
 {
+	lockdep_assert_held(&c->chunk_lock);
 	dma->next_pending = min(dma->next_pending, first);
 	vfio_async_sweep_add(c, dma);
 }
@@ -381,6 +387,7 @@ static bool claim_queued(struct vfio_async_container *c, struct list_head *q,
 {
 	struct vfio_async_prio *p, *tmp;
 
+	lockdep_assert_held(&c->chunk_lock);
 	list_for_each_entry_safe(p, tmp, q, next) {
 		unsigned long first, end;
 
@@ -409,6 +416,7 @@ static bool claim_sweep(struct vfio_async_container *c,
 {
 	struct vfio_async_dma *dma = first_pending_dma(c);
 
+	lockdep_assert_held(&c->chunk_lock);
 	if (!dma)
 		return false;
 	span->dma = dma;
@@ -514,6 +522,7 @@ int vfio_async_map_span(struct vfio_async_container *c,
 static void span_done(struct vfio_async_container *c,
 		      struct vfio_async_span *span)
 {
+	lockdep_assert_held(&c->chunk_lock);
 	if (span->pool) {
 		c->bg_in_flight--;
 		vfio_async_count(c, VFIO_ASYNC_WORKERS_BUSY, -1);
@@ -533,6 +542,26 @@ static void chunks_iova(struct vfio_async_dma *dma, unsigned long first,
 	*last = dma->iova + end_off - 1;
 }
 
+/* A wait is over: out of the tree and of its waiter. chunk_lock held. */
+static void wait_free(struct vfio_async_container *c,
+		      struct vfio_async_wait *w)
+{
+	lockdep_assert_held(&c->chunk_lock);
+	wait_tree_remove(w, &c->waits);
+	list_del(&w->node);
+	kfree(w);
+}
+
+/* Free every wait of @waiter; chunk_lock held. */
+static void waiter_free_waits(struct vfio_async_container *c,
+			      struct vfio_async_waiter *waiter)
+{
+	struct vfio_async_wait *w, *tmp;
+
+	list_for_each_entry_safe(w, tmp, &waiter->waits, node)
+		wait_free(c, w);
+}
+
 /*
  * End @waiter with @err (0: all mapped) at @iova: its waits leave the tree
  * and it goes on @done for its done() call. chunk_lock held.
@@ -541,12 +570,10 @@ static void finish_waiter(struct vfio_async_container *c,
 			  struct vfio_async_waiter *waiter, int err,
 			  dma_addr_t iova, struct list_head *done)
 {
-	struct vfio_async_wait *w;
-
+	lockdep_assert_held(&c->chunk_lock);
 	if (waiter->finished)
 		return;
-	list_for_each_entry(w, &waiter->waits, node)
-		wait_tree_remove(w, &c->waits);
+	waiter_free_waits(c, waiter);
 	waiter->error = err;
 	waiter->error_iova = iova;
 	waiter->finished = true;
@@ -575,31 +602,54 @@ static void chunks_ended(struct vfio_async_container *c,
 	struct vfio_async_wait *w, *next;
 	dma_addr_t start, last;
 
+	lockdep_assert_held(&c->chunk_lock);
 	chunks_iova(dma, first, end, &start, &last);
 	for (w = wait_tree_iter_first(&c->waits, start, last); w; w = next) {
+		struct vfio_async_waiter *waiter = w->waiter;
+
 		next = wait_tree_iter_next(w, start, last);
 		if (w->dma != dma)
 			continue;
 		if (err) {
-			finish_waiter(c, w->waiter, err, w->range_iova, done);
+			/*
+			 * Its other waits go too, next among them maybe: look
+			 * again from the start (what is finished is gone).
+			 */
+			finish_waiter(c, waiter, err, w->range_iova, done);
+			next = wait_tree_iter_first(&c->waits, start, last);
 			continue;
 		}
 		w->remaining -= min(end, w->end) - max(first, w->first);
 		if (!w->remaining) {
-			struct vfio_async_waiter *waiter = w->waiter;
-
-			wait_tree_remove(w, &c->waits);
-			list_del_init(&w->node);
+			wait_free(c, w);
 			if (list_empty(&waiter->waits))
 				finish_waiter(c, waiter, 0, 0, done);
 		}
 	}
 }
 
+/* Does a request wait for chunks of @span? chunk_lock held. */
+static bool span_awaited(struct vfio_async_container *c,
+			 struct vfio_async_span *span)
+{
+	struct vfio_async_wait *w;
+	dma_addr_t start, last;
+
+	chunks_iova(span->dma, span->first, span->first + span->nr, &start,
+		    &last);
+	for (w = wait_tree_iter_first(&c->waits, start, last); w;
+	     w = wait_tree_iter_next(w, start, last))
+		if (w->dma == span->dma)
+			return true;
+	return false;
+}
+
 /*
- * A given-back span of a queue goes back to its front, so that what a
- * request waits for keeps its place; without memory for that, the sweep
- * still takes it. chunk_lock held.
+ * A given-back span goes back to the front of its queue, so that what a
+ * request waits for keeps its place; to the urgent queue, whatever its
+ * own, when a request waits for it (it came to wait while the span was
+ * in flight, and found nothing to queue). Without memory for that, the
+ * sweep still takes it. chunk_lock held.
  */
 static void requeue_span(struct vfio_async_container *c,
 			 struct vfio_async_span *span)
@@ -609,6 +659,9 @@ static void requeue_span(struct vfio_async_container *c,
 			      NULL;
 	struct vfio_async_prio *p;
 
+	lockdep_assert_held(&c->chunk_lock);
+	if (q != &c->urgent && span_awaited(c, span))
+		q = &c->urgent;
 	if (!q)
 		return;
 	p = kmalloc(sizeof(*p), GFP_ATOMIC | __GFP_NOWARN);
@@ -622,8 +675,11 @@ static void requeue_span(struct vfio_async_container *c,
 		c->nr_ahead++;
 }
 
-/* Record the outcome of a deferred span; chunk_lock held. */
-static void record_deferred(struct vfio_async_container *c,
+/*
+ * Record the outcome of a deferred span; chunk_lock held. Returns true
+ * when it was given back.
+ */
+static bool record_deferred(struct vfio_async_container *c,
 			    struct vfio_async_span *span, int ret,
 			    struct list_head *done)
 {
@@ -631,12 +687,13 @@ static void record_deferred(struct vfio_async_container *c,
 	size_t start_off, end_off;
 	long bytes;
 
+	lockdep_assert_held(&c->chunk_lock);
 	if (ret == -EAGAIN || ret == -EINTR) {
 		/* Given back (quiesced, or its mapper killed): pending again. */
 		bitmap_set(dma->pending, span->first, span->nr);
 		make_pending(c, dma, span->first);
 		requeue_span(c, span);
-		return;
+		return true;
 	}
 
 	vfio_async_chunk_span(dma, span->first, span->first + span->nr,
@@ -657,6 +714,7 @@ static void record_deferred(struct vfio_async_container *c,
 		}
 	}
 	chunks_ended(c, dma, span->first, span->first + span->nr, ret, done);
+	return false;
 }
 
 /**
@@ -672,11 +730,17 @@ static void record_deferred(struct vfio_async_container *c,
 void vfio_async_complete_span(struct vfio_async_container *c,
 			      struct vfio_async_span *span, int ret)
 {
+	bool requeue = false;
 	LIST_HEAD(done);
 
 	spin_lock(&c->chunk_lock);
 	if (span->dma->deferred) {
-		record_deferred(c, span, ret, &done);
+		/*
+		 * Given back while not quiesced (its mapper was killed): the
+		 * threads may have taken @c off their list meanwhile, and
+		 * no resume will bring it back.
+		 */
+		requeue = record_deferred(c, span, ret, &done) && !c->quiesced;
 	} else if (!WARN_ON_ONCE(ret)) {
 		bitmap_fill(span->dma->mapped, span->dma->nchunks);
 		chunks_ended(c, span->dma, 0, span->dma->nchunks, 0, &done);
@@ -684,7 +748,9 @@ void vfio_async_complete_span(struct vfio_async_container *c,
 	span_done(c, span);
 	spin_unlock(&c->chunk_lock);
 	call_done(&done);
-	if (span->background)
+	if (requeue)
+		vfio_async_queue_work(c);
+	else if (span->background)
 		vfio_async_work_done();
 }
 
@@ -852,11 +918,20 @@ struct want {
 	struct list_head *done;
 };
 
+/* Count a segment; a request may have WANT_SEGMENTS_MAX. */
 static int count_segment(struct vfio_async_container *c,
 			 struct vfio_async_dma *dma, unsigned long first,
 			 unsigned long end, void *arg)
 {
-	((struct want *)arg)->segments++;
+	return ++((struct want *)arg)->segments > WANT_SEGMENTS_MAX ? -E2BIG :
+								     0;
+}
+
+/* For a walk that only checks the ranges lie inside mappings. */
+static int inside_mappings(struct vfio_async_container *c,
+			   struct vfio_async_dma *dma, unsigned long first,
+			   unsigned long end, void *arg)
+{
 	return 0;
 }
 
@@ -904,6 +979,7 @@ static void queue_chunks(struct vfio_async_container *c, struct list_head *q,
 {
 	struct vfio_async_prio *p;
 
+	lockdep_assert_held(&c->chunk_lock);
 	if (!list_empty(q)) {
 		p = list_last_entry(q, struct vfio_async_prio, next);
 		if (p->dma == dma && p->end == first) {
@@ -942,6 +1018,7 @@ static void repend(struct vfio_async_container *c, struct vfio_async_dma *dma,
 {
 	unsigned long a = first, b;
 
+	lockdep_assert_held(&c->chunk_lock);
 	for_each_set_bitrange_from(a, b, bits, end) {
 		size_t s_off, e_off;
 
@@ -963,6 +1040,7 @@ static int want_segment(struct vfio_async_container *c,
 	struct vfio_async_wait *w;
 	unsigned long missing;
 
+	lockdep_assert_held(&c->chunk_lock);
 	missing = (end - first) - count_bits(dma->mapped, first, end);
 	if (!missing)
 		return 0;
@@ -1005,7 +1083,8 @@ wait:
  *
  * Returns the number of waits made (0: everything was mapped, and
  * done() will not be called), or -errno: -ENOENT (a range not inside
- * mappings), -ENOSPC (too many MAP_NEXT queued), -ENOMEM; then nothing was
+ * mappings), -E2BIG (more than WANT_SEGMENTS_MAX pieces), -ENOSPC (too
+ * many MAP_NEXT queued), -ENOMEM; then nothing was
  * queued or waited for. Whoever maps urgent chunks is then to be told
  * (the pool is; vfio_async_queue_work() by the caller).
  */
@@ -1070,18 +1149,24 @@ int vfio_async_want_ranges(struct vfio_async_container *c,
 bool vfio_async_waiter_cancel(struct vfio_async_container *c,
 			      struct vfio_async_waiter *waiter)
 {
-	struct vfio_async_wait *w;
-	bool cancelled = false;
+	bool cancelled;
 
 	spin_lock(&c->chunk_lock);
-	if (!waiter->finished) {
-		list_for_each_entry(w, &waiter->waits, node)
-			wait_tree_remove(w, &c->waits);
-		waiter->finished = true;
-		cancelled = true;
-	}
+	cancelled = vfio_async_waiter_cancel_locked(c, waiter);
 	spin_unlock(&c->chunk_lock);
 	return cancelled;
+}
+
+/* vfio_async_waiter_cancel() with chunk_lock held. */
+bool vfio_async_waiter_cancel_locked(struct vfio_async_container *c,
+				     struct vfio_async_waiter *waiter)
+{
+	lockdep_assert_held(&c->chunk_lock);
+	if (waiter->finished)
+		return false;
+	waiter_free_waits(c, waiter);
+	waiter->finished = true;
+	return true;
 }
 
 /* Fail every wait on chunks [@first, @end) of @dma; chunk_lock held. */
@@ -1098,6 +1183,7 @@ static void unqueue_dma(struct vfio_async_container *c,
 {
 	struct vfio_async_prio *p, *tmp;
 
+	lockdep_assert_held(&c->chunk_lock);
 	list_for_each_entry_safe(p, tmp, q, next) {
 		if (p->dma != dma)
 			continue;
@@ -1123,19 +1209,6 @@ void vfio_async_forget_waits(struct vfio_async_container *c,
 	cancel_waits(c, dma, 0, dma->nchunks, &done);
 	unqueue_dma(c, dma, &c->urgent);
 	unqueue_dma(c, dma, &c->ahead);
-	spin_unlock(&c->chunk_lock);
-	call_done(&done);
-}
-
-/* Every waiter of @c fails with ECANCELED: the container goes. */
-void vfio_async_cancel_all_waits(struct vfio_async_container *c)
-{
-	struct vfio_async_wait *w;
-	LIST_HEAD(done);
-
-	spin_lock(&c->chunk_lock);
-	while ((w = wait_tree_iter_first(&c->waits, 0, (dma_addr_t)-1)))
-		finish_waiter(c, w->waiter, -ECANCELED, w->range_iova, &done);
 	spin_unlock(&c->chunk_lock);
 	call_done(&done);
 }
@@ -1215,21 +1288,18 @@ int vfio_async_release_ranges(struct vfio_async_container *c,
 
 	lockdep_assert_held(&c->lock);
 
-	/* Every range must be inside mappings before anything is released. */
-	for (i = 0; i < n; i++) {
-		ret = walk_dmas_of_range(c, r[i].iova, r[i].iova + r[i].size - 1,
-					 false, bad, count_segment,
-					 &(struct want){});
-		if (ret)
-			return ret;
-	}
+	/* The quiesce drops the lock: the mappings are looked at after it. */
 	ret = vfio_async_quiesce_killable(c);
 	if (ret)
 		return ret;
-	for (i = 0; i < n; i++)
+	/* Every range must be inside mappings before anything is released. */
+	for (i = 0; i < n && !ret; i++)
+		ret = walk_dmas_of_range(c, r[i].iova, r[i].iova + r[i].size - 1,
+					 false, bad, inside_mappings, NULL);
+	for (i = 0; i < n && !ret; i++)
 		walk_dmas_of_range(c, r[i].iova, r[i].iova + r[i].size - 1,
 				   true, bad, release_segment, &done);
 	vfio_async_resume(c);
 	call_done(&done);
-	return 0;
+	return ret;
 }

@@ -58,12 +58,17 @@
  *
  * Lock order, outermost first:
  *   vfio_container::group_lock (VFIO core; write around attach_group and
- *                               detach_group. 6.1 calls our ioctl without
- *                               it, so an ioctl racing the last group's
- *                               detach can see the container released: a
- *                               core bug type1 shares, not fixable here)
- *   vfio_async_container::lock  (mutex: structure; held only briefly, never
- *                               across a pin)
+ *                               detach_group. 6.1 and 6.12 call our ioctl
+ *                               without it, so an ioctl racing the last
+ *                               group's detach can see the container
+ *                               released: a core bug type1 shares, not
+ *                               fixable here)
+ *   vfio_async_container::lock  (mutex: structure. Never held across a
+ *                               pin but in one case VFIO's order never
+ *                               makes: a first domain given mappings made
+ *                               before it; held while a new domain is
+ *                               given the existing mappings, which maps
+ *                               and pins nothing new)
  *   mm->mmap_lock               (read while pinning, write while accounting)
  *   vfio_async_container::chunk_lock (spinlock: chunk state, claims, waits)
  *   vfio_async_work_lock        (spinlock: the list of containers with work)
@@ -524,12 +529,13 @@ int vfio_async_want_ranges(struct vfio_async_container *c,
 			   struct vfio_async_waiter *waiter, dma_addr_t *bad);
 bool vfio_async_waiter_cancel(struct vfio_async_container *c,
 			      struct vfio_async_waiter *waiter);
+bool vfio_async_waiter_cancel_locked(struct vfio_async_container *c,
+				     struct vfio_async_waiter *waiter);
 int vfio_async_release_ranges(struct vfio_async_container *c,
 			      const struct vfio_iommu_async_range *r,
 			      unsigned int n, dma_addr_t *bad);
 void vfio_async_forget_waits(struct vfio_async_container *c,
 			     struct vfio_async_dma *dma);
-void vfio_async_cancel_all_waits(struct vfio_async_container *c);
 int vfio_async_map_span(struct vfio_async_container *c,
 			struct vfio_async_span *span);
 void vfio_async_complete_span(struct vfio_async_container *c,

@@ -689,6 +689,58 @@ TEST_F_TIMEOUT(channel, blocking_map_now, 120)
 	expect_baseline(_metadata, self, "after unmap");
 }
 
+/*
+ * What one request may wait for is bounded: ranges over 2049 unmapped
+ * mappings (released, so that the sweep leaves them) are E2BIG, at the
+ * first mapping beyond the bound, through the ioctl and the ring, for
+ * MAP_NOW and MAP_NEXT; over 2048 they are taken and mapped.
+ */
+TEST_F_TIMEOUT(channel, pieces_per_request_bounded, 240)
+{
+	const unsigned int nmaps = 2049;
+	const uint64_t iova = IOVA_HI + 4 * GiB, beyond = iova + (nmaps - 1) * P;
+	struct vfio_async_range all = { iova, nmaps * P };
+	struct vfio_async_range most = { iova, (nmaps - 1) * P };
+	uint64_t at = 0;
+	unsigned int i;
+	uint8_t *m;
+
+	RETURN_IF_SKIPPED();
+	m = fresh(self, nmaps * P);
+	ASSERT_NE(NULL, m);
+	for (i = 0; i < nmaps; i++)
+		ASSERT_OK(vfio_map_deferred(self->v.container, iova + i * P,
+					    m + i * P, P, DRW));
+	settle(_metadata, self);
+	open_chan(_metadata, self);
+	ASSERT_OK(one(self, VFIO_ASYNC_RELEASE, 1, iova, nmaps * P));
+	ASSERT_EQ(1U, wait_done(self, 1, 10000));
+	ASSERT_EQ(0, self->done[0].status);
+	self->ndone = 0;
+	dma_check(_metadata, self, iova, m, true, 22);
+
+	EXPECT_EQ(-E2BIG, vfio_async_map_now(self->va, &all, 1, &at));
+	EXPECT_EQ(beyond, at);
+	ASSERT_OK(vfio_async_chan_submit(self->ch, VFIO_ASYNC_MAP_NOW, 2, &all,
+					 1));
+	ASSERT_OK(vfio_async_chan_submit(self->ch, VFIO_ASYNC_MAP_NEXT, 3, &all,
+					 1));
+	ASSERT_OK(vfio_async_chan_submit(self->ch, VFIO_ASYNC_MAP_NOW, 4, &most,
+					 1));
+	ASSERT_OK(vfio_async_chan_kick(self->ch));
+	ASSERT_EQ(3U, wait_done(self, 3, 120000));
+	EXPECT_EQ(-E2BIG, find_done(self, 2)->status);
+	EXPECT_EQ(beyond, find_done(self, 2)->error_iova);
+	EXPECT_EQ(-E2BIG, find_done(self, 3)->status);
+	EXPECT_EQ(beyond, find_done(self, 3)->error_iova);
+	EXPECT_EQ(0, find_done(self, 4)->status);
+	dma_check(_metadata, self, beyond - P, m + (nmaps - 2) * P, false, 23);
+	/* The one left out stays released. */
+	dma_check(_metadata, self, beyond, m + (nmaps - 1) * P, true, 24);
+	unmap_all(_metadata, self);
+	expect_baseline(_metadata, self, "after unmap");
+}
+
 /* ========================================================================= */
 /* 4. A hostile VMM                                                          */
 /* ========================================================================= */
@@ -912,6 +964,56 @@ TEST_F_TIMEOUT(channel, unmap_cancels_waiting, 120)
 	EXPECT_TRUE(self->done[0].status == 0 ||
 		    self->done[0].status == -ECANCELED ||
 		    self->done[0].status == -ENOENT);
+	unmap_all(_metadata, self);
+	expect_baseline(_metadata, self, "after unmap");
+}
+
+/*
+ * Many MAP_NOWs waiting, each on a page of two chunks of its own, so that
+ * a request's two waits are neighbours among the waits by IOVA; then a
+ * RELEASE of every chunk in the same burst: each request completes
+ * (mapped before, or cancelled), none is left waiting. A walk that lost
+ * its place when it ended both waits of a request at once would leave
+ * some for ever. Nothing stays pinned.
+ */
+TEST_F_TIMEOUT(channel, release_ends_every_waiting_request, 120)
+{
+	const unsigned int nreq = 24;
+	const uint64_t iova = IOVA_HI + 4 * GiB, size = 2 * nreq * CHUNK;
+	struct vfio_iommu_async_status st;
+	unsigned int i, j, cancelled = 0;
+	uint8_t *t;
+
+	RETURN_IF_SKIPPED();
+	t = delayed_target(_metadata, self, GiB, iova, size);
+	ASSERT_NE(NULL, t);
+	open_chan(_metadata, self);
+	for (i = 0; i < nreq; i++) {
+		struct vfio_async_range r[2];
+
+		for (j = 0; j < 2; j++) {
+			r[j].iova = iova + (2 * i + j) * CHUNK;
+			r[j].size = P;
+		}
+		ASSERT_OK(vfio_async_chan_submit(self->ch, VFIO_ASYNC_MAP_NOW,
+						 i, r, 2));
+	}
+	ASSERT_OK(vfio_async_chan_submit(self->ch, VFIO_ASYNC_RELEASE, nreq,
+					 &(struct vfio_async_range){ iova, size },
+					 1));
+	ASSERT_OK(vfio_async_chan_kick(self->ch));
+	ASSERT_EQ(nreq + 1, wait_done(self, nreq + 1, 60000));
+	for (i = 0; i < nreq; i++) {
+		struct done *d = find_done(self, i);
+
+		ASSERT_NE(NULL, d);
+		EXPECT_TRUE(d->status == 0 || d->status == -ECANCELED);
+		cancelled += d->status == -ECANCELED;
+	}
+	EXPECT_EQ(0, find_done(self, nreq)->status);
+	TH_LOG("%u of %u requests cancelled by the release", cancelled, nreq);
+	ASSERT_OK(vfio_async_status(self->v.container, &st));
+	EXPECT_EQ(size, st.released_bytes);
 	unmap_all(_metadata, self);
 	expect_baseline(_metadata, self, "after unmap");
 }

@@ -160,12 +160,17 @@ struct vfio_iommu_async_status {
  *
  * Ranges are page aligned, in ascending IOVA order, not overlapping, and
  * each lies inside mappings of the container. A request completes with
- * status 0 or -errno and, on error, the IOVA of the first range that
- * failed: EINVAL (a malformed request: unknown op or flags, no range, too
+ * status 0 or -errno and, on error, an IOVA in the first range that
+ * failed, where it failed (its start, or for ENOENT the first address not
+ * inside mappings, for E2BIG the start of the first mapping beyond the
+ * bound): EINVAL (a malformed request: unknown op or flags, no range, too
  * many, unaligned, wrapping, out of order), ENOENT (a range not inside
- * mappings), ECANCELED (its mapping was unmapped or its chunk released
- * while it waited, or the container went away), or the errno with which
- * pinning or mapping failed.
+ * mappings), E2BIG (MAP_NOW, MAP_NEXT: the ranges lie in more than 2048
+ * pieces of mappings, a range counting once for every mapping it lies
+ * in; send fewer at a time), ECANCELED (its mapping was unmapped or its
+ * chunk released while it waited), ENODEV (the container was released:
+ * its VFIO container file closed while the channel stayed open), or the
+ * errno with which pinning or mapping failed.
  *
  * Two ways in: VFIO_IOMMU_ASYNC_MAP_NOW, a blocking ioctl with MAP_NOW's
  * semantics; and a channel, shared-memory rings signalled through two
@@ -220,7 +225,9 @@ struct vfio_iommu_async_range {
  * Nothing the VMM writes is trusted: every index and entry is read once
  * and checked; a malformed request completes with EINVAL and harms
  * nothing else. Work per kick is bounded; kernel memory per channel is
- * bounded by the ring sizes and charged to the caller. Closing the channel
+ * bounded by the ring sizes, 64 waiting MAP_NOW requests of at most 2048
+ * pieces each and 4096 queued MAP_NEXT pieces per container, and charged
+ * to the memory cgroup of the process that created the channel. Closing the channel
  * (or the container, or the process dying) cancels what is in flight.
  */
 struct vfio_iommu_async_channel_create {
@@ -291,7 +298,7 @@ struct vfio_iommu_async_cqe {
  * touch is mapped, the calling thread helping to map them. Errnos as for a
  * MAP_NOW request, and EFAULT (@ranges unreadable), EINTR (killed while
  * waiting; whatever it mapped stays mapped); on an error of a range,
- * @error_iova is set to its IOVA.
+ * @error_iova is set as a request's error IOVA is.
  */
 struct vfio_iommu_async_map_now {
 	__u32	argsz;
