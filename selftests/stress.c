@@ -8,8 +8,10 @@
  *                           (before, during, after the sweep), single,
  *                           covering several, or UNMAP_ALL
  *   close_kill_racing_sweep children, one per group at once, map 16-48 MiB
- *                           deferred and then close everything, exit, or
- *                           are SIGKILLed, after random delays
+ *                           deferred, most of them with a balloon channel
+ *                           and MAP_NOW/MAP_NEXT requests waiting on its
+ *                           top, and then close everything, exit, or are
+ *                           SIGKILLed, after random delays
  *   many_containers         8 processes pass the two groups around: each
  *                           takes a group (sometimes both), sets up a
  *                           container, maps (sync + deferred), lets the
@@ -56,6 +58,7 @@
 
 #include "kselftest_harness.h"
 #include "test_util.h"
+#include "vfio-async.h"
 
 #define P		PAGE_4K
 #define MiB		(1ULL << 20)
@@ -346,9 +349,39 @@ enum child_end { END_CLOSE, END_EXIT, END_KILL, NR_ENDS };
  * fresh memory, then 'R' to the parent and the chosen end after
  * @delay_us (END_KILL: it waits to be killed).
  */
-static void churn_child(const char *group, uint64_t size, enum child_end how,
-			long delay_us, int wr)
+/*
+ * A channel on @container with requests waiting: MAP_NOW for each of the
+ * top four chunks of the deferred @size at IOVA_BASE (the sweep gets there
+ * last) and a MAP_NEXT for the middle, in one burst. Nothing reaps them.
+ */
+static int chan_burst(int container, uint64_t size, struct vfio_async **va,
+		      struct vfio_async_chan **vch)
 {
+	struct vfio_async_range mid = { IOVA_BASE + size / 2 / CHUNK * CHUNK,
+					CHUNK };
+	uint64_t i;
+
+	if (vfio_async_wrap(va, container) || !vfio_async_native(*va) ||
+	    vfio_async_chan_open(*va, NULL, vch))
+		return -1;
+	for (i = 1; i <= 4; i++) {
+		struct vfio_async_range r = {
+			IOVA_BASE + (size / CHUNK - i) * CHUNK, CHUNK
+		};
+
+		if (vfio_async_chan_submit(*vch, VFIO_ASYNC_MAP_NOW, i, &r, 1))
+			return -1;
+	}
+	if (vfio_async_chan_submit(*vch, VFIO_ASYNC_MAP_NEXT, 5, &mid, 1))
+		return -1;
+	return vfio_async_chan_kick(*vch);
+}
+
+static void churn_child(const char *group, uint64_t size, enum child_end how,
+			long delay_us, bool chan, int wr)
+{
+	struct vfio_async_chan *vch = NULL;
+	struct vfio_async *va = NULL;
 	uint8_t *mem;
 	struct vfio_dev v;
 	char c = 'R';
@@ -367,12 +400,17 @@ static void churn_child(const char *group, uint64_t size, enum child_end how,
 	else if (vfio_map(v.container, IOVA_HI, mem, CHUNK,
 			  VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE))
 		c = 's';
+	else if (chan && chan_burst(v.container, size, &va, &vch))
+		c = 'c';
 	if (write(wr, &c, 1) != 1 || c != 'R')
 		_exit(1);
 	if (delay_us)
 		usleep(delay_us);
 	switch (how) {
 	case END_CLOSE:
+		/* The channel first or last, or left to the close of all. */
+		if (chan && (delay_us & 2))
+			vfio_async_chan_close(vch);
 		/* Container first or group first: both release it all. */
 		if (delay_us & 1) {
 			close(v.container);
@@ -391,7 +429,7 @@ static void churn_child(const char *group, uint64_t size, enum child_end how,
 }
 
 struct churn {
-	long iters, ends[NR_ENDS], mid;
+	long iters, ends[NR_ENDS], mid, chans;
 	char err[256];
 };
 
@@ -427,6 +465,7 @@ static int churn_round(FIXTURE_DATA(stress) *self, struct rng *g,
 	int pfd[2][2], i, n = self->ngroups, containers, status;
 	enum child_end how[2];
 	long delay[2], pins;
+	bool chan[2];
 
 	for (i = 0; i < n; i++) {
 		uint64_t size = (16 + rnd(g, 33)) * MiB;
@@ -434,6 +473,8 @@ static int churn_round(FIXTURE_DATA(stress) *self, struct rng *g,
 
 		how[i] = rnd(g, NR_ENDS);
 		delay[i] = rnd(g, 4) ? rnd(g, 120000) : 0;
+		chan[i] = rnd(g, 4);
+		ch->chans += chan[i];
 		if (pipe(pfd[i]))
 			return snprintf(ch->err, sizeof(ch->err), "pipe"), -1;
 		pid[i] = fork();
@@ -442,7 +483,8 @@ static int churn_round(FIXTURE_DATA(stress) *self, struct rng *g,
 		if (!pid[i]) {
 			close(pfd[i][0]);
 			churn_child(self->group[i], size, how[i],
-				    how[i] == END_KILL ? 0 : delay[i], pfd[i][1]);
+				    how[i] == END_KILL ? 0 : delay[i],
+				    chan[i], pfd[i][1]);
 		}
 		close(pfd[i][1]);
 		if (read(pfd[i][0], &c, 1) != 1 || c != 'R') {
@@ -502,9 +544,9 @@ static void run_churn(struct __test_metadata *_metadata,
 		if (churn_round(self, &g, self->pins0, exclusive, ch))
 			break;
 	ASSERT_OK(sysfs_read_long(ASYNC_SYSFS "/chunks_mapped", &chunks));
-	TH_LOG("%ld rounds: %ld closed, %ld exited, %ld killed; %ld chunks mapped meanwhile",
+	TH_LOG("%ld rounds: %ld closed, %ld exited, %ld killed (%ld children with requests on a channel); %ld chunks mapped meanwhile",
 	       ch->iters, ch->ends[END_CLOSE], ch->ends[END_EXIT],
-	       ch->ends[END_KILL], chunks - chunks0);
+	       ch->ends[END_KILL], ch->chans, chunks - chunks0);
 	if (ch->err[0])
 		TH_LOG("%s", ch->err);
 	EXPECT_STREQ("", ch->err);
