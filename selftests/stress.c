@@ -350,31 +350,44 @@ enum child_end { END_CLOSE, END_EXIT, END_KILL, NR_ENDS };
  * @delay_us (END_KILL: it waits to be killed).
  */
 /*
- * A channel on @container with requests waiting: MAP_NOW for each of the
- * top four chunks of the deferred @size at IOVA_BASE (the sweep gets there
- * last) and a MAP_NEXT for the middle, in one burst. Nothing reaps them.
+ * A channel on @container with requests waiting: a MAP_NEXT for the
+ * chunk in the middle of the deferred @size at IOVA_BASE, then MAP_NOW
+ * for the top chunk and for the upper half (the sweep gets there last), in
+ * one burst. Returns once the kernel has taken both MAP_NOWs (its
+ * container's requests_map_now counter): 1 when at least one was a miss,
+ * and waits from then on (the upper half for a while), 0 when both were
+ * hits (the sweep got there first), -1 on an error. Nothing reaps them.
  */
 static int chan_burst(int container, uint64_t size, struct vfio_async **va,
 		      struct vfio_async_chan **vch)
 {
-	struct vfio_async_range mid = { IOVA_BASE + size / 2 / CHUNK * CHUNK,
-					CHUNK };
-	uint64_t i;
+	const uint64_t top = IOVA_BASE + (size / CHUNK - 1) * CHUNK;
+	const uint64_t half = IOVA_BASE + size / 2 / CHUNK * CHUNK;
+	struct vfio_async_range mid = { half, CHUNK };
+	struct vfio_async_range last = { top, CHUNK };
+	struct vfio_async_range upper = { half, top + CHUNK - half };
+	char dir[128], path[160];
+	long taken = 0, misses = 0, t0 = now_ms();
 
 	if (vfio_async_wrap(va, container) || !vfio_async_native(*va) ||
-	    vfio_async_chan_open(*va, NULL, vch))
+	    vfio_async_chan_open(*va, NULL, vch) ||
+	    vfio_async_chan_submit(*vch, VFIO_ASYNC_MAP_NEXT, 1, &mid, 1) ||
+	    vfio_async_chan_submit(*vch, VFIO_ASYNC_MAP_NOW, 2, &last, 1) ||
+	    vfio_async_chan_submit(*vch, VFIO_ASYNC_MAP_NOW, 3, &upper, 1) ||
+	    vfio_async_chan_kick(*vch) ||
+	    async_container_dir(getpid(), dir, sizeof(dir)))
 		return -1;
-	for (i = 1; i <= 4; i++) {
-		struct vfio_async_range r = {
-			IOVA_BASE + (size / CHUNK - i) * CHUNK, CHUNK
-		};
-
-		if (vfio_async_chan_submit(*vch, VFIO_ASYNC_MAP_NOW, i, &r, 1))
+	snprintf(path, sizeof(path), "%s/requests_map_now", dir);
+	while (taken < 2) {
+		if (sysfs_read_long(path, &taken) || now_ms() - t0 > RELEASE_MS)
 			return -1;
+		if (taken < 2)
+			usleep(1000);
 	}
-	if (vfio_async_chan_submit(*vch, VFIO_ASYNC_MAP_NEXT, 5, &mid, 1))
+	snprintf(path, sizeof(path), "%s/misses", dir);
+	if (sysfs_read_long(path, &misses))
 		return -1;
-	return vfio_async_chan_kick(*vch);
+	return misses > 0;
 }
 
 static void churn_child(const char *group, uint64_t size, enum child_end how,
@@ -400,9 +413,17 @@ static void churn_child(const char *group, uint64_t size, enum child_end how,
 	else if (vfio_map(v.container, IOVA_HI, mem, CHUNK,
 			  VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE))
 		c = 's';
-	else if (chan && chan_burst(v.container, size, &va, &vch))
-		c = 'c';
-	if (write(wr, &c, 1) != 1 || c != 'R')
+	else if (chan)
+		switch (chan_burst(v.container, size, &va, &vch)) {
+		case 1:
+			c = 'W';	/* requests waiting */
+			break;
+		case 0:
+			break;
+		default:
+			c = 'c';
+		}
+	if (write(wr, &c, 1) != 1 || (c != 'R' && c != 'W'))
 		_exit(1);
 	if (delay_us)
 		usleep(delay_us);
@@ -429,7 +450,8 @@ static void churn_child(const char *group, uint64_t size, enum child_end how,
 }
 
 struct churn {
-	long iters, ends[NR_ENDS], mid, chans;
+	long iters, ends[NR_ENDS], mid;
+	long chans;	/* children that ended with requests waiting */
 	char err[256];
 };
 
@@ -474,7 +496,6 @@ static int churn_round(FIXTURE_DATA(stress) *self, struct rng *g,
 		how[i] = rnd(g, NR_ENDS);
 		delay[i] = rnd(g, 4) ? rnd(g, 120000) : 0;
 		chan[i] = rnd(g, 4);
-		ch->chans += chan[i];
 		if (pipe(pfd[i]))
 			return snprintf(ch->err, sizeof(ch->err), "pipe"), -1;
 		pid[i] = fork();
@@ -487,7 +508,11 @@ static int churn_round(FIXTURE_DATA(stress) *self, struct rng *g,
 				    chan[i], pfd[i][1]);
 		}
 		close(pfd[i][1]);
-		if (read(pfd[i][0], &c, 1) != 1 || c != 'R') {
+		if (read(pfd[i][0], &c, 1) == 1 && c == 'W') {
+			ch->chans++;
+			c = 'R';
+		}
+		if (c != 'R') {
 			snprintf(ch->err, sizeof(ch->err),
 				 "child on group %d failed to set up ('%c')", i, c);
 			kill(pid[i], SIGKILL);
@@ -544,7 +569,7 @@ static void run_churn(struct __test_metadata *_metadata,
 		if (churn_round(self, &g, self->pins0, exclusive, ch))
 			break;
 	ASSERT_OK(sysfs_read_long(ASYNC_SYSFS "/chunks_mapped", &chunks));
-	TH_LOG("%ld rounds: %ld closed, %ld exited, %ld killed (%ld children with requests on a channel); %ld chunks mapped meanwhile",
+	TH_LOG("%ld rounds: %ld closed, %ld exited, %ld killed (%ld children with channel requests waiting); %ld chunks mapped meanwhile",
 	       ch->iters, ch->ends[END_CLOSE], ch->ends[END_EXIT],
 	       ch->ends[END_KILL], ch->chans, chunks - chunks0);
 	if (ch->err[0])
