@@ -562,12 +562,12 @@ static void *hog_thread(void *arg)
  * Tenant A's chunks are slow (cold memory, faulted and zeroed as it is
  * pinned), B's are quick (prefaulted): with the threads handed out chunk
  * by chunk, A would end up holding all of them. A may hold only its share
- * while B has work, and B's chunks do not wait for A's: A maps fewer than
- * half as many chunks as B meanwhile (chunk by chunk, as many). Times are
- * logged beside it ("alone" next to a thread that faults in and zeroes
- * memory as A's worker does), not judged: on the test VM's two vCPUs
- * they measure how the CPUs are shared more than the pool. Then A's
- * memory is gone (every chunk fails): B is not slowed.
+ * while B has work, and B's chunks do not wait for A's: A maps fewer
+ * than three quarters as many chunks as B meanwhile (chunk by chunk, as
+ * many). Times are logged beside it ("alone" next to a thread that
+ * faults in and zeroes memory as A's worker does), not judged: on the
+ * test VM's two vCPUs they measure how the CPUs are shared more than the
+ * pool. Then A's memory is gone (every chunk fails): B is not slowed.
  */
 TEST_F_TIMEOUT(hardening, a_tenant_holds_its_share_only, 300)
 {
@@ -634,11 +634,14 @@ TEST_F_TIMEOUT(hardening, a_tenant_holds_its_share_only, 300)
 	 * Handed out chunk by chunk, B would get one chunk per A chunk that
 	 * ends; with a thread of its own, B's quick chunks run back to back
 	 * while A's slow ones end now and then. The time depends on how the
-	 * two vCPUs are shared; this count does not.
+	 * two vCPUs are shared; this count less so. Measured: chunk by chunk
+	 * A maps as many as B (130 to 128); with shares 11-16 on a stock
+	 * kernel, 48-65 on the debug kernel, where KASAN slows B's prefaulted
+	 * chunks more than A's zeroing: three quarters keeps both apart.
 	 */
 	TH_LOG("A mapped %ld chunks while B mapped its %zu", a_after - a_chunks,
 	       (size_t)(b_size / CHUNK));
-	EXPECT_LT(a_after - a_chunks, (long)(b_size / CHUNK / 2));
+	EXPECT_LT(a_after - a_chunks, (long)(b_size / CHUNK * 3 / 4));
 	unmap_one(_metadata, v2.container, IOVA_HI, b_size);
 	unmap_one(_metadata, self->v.container, IOVA_HI, a_size);
 
