@@ -12,6 +12,8 @@
 #   make dkms-check      add/build/install with DKMS, then run the VM on that .ko
 #   make deb             a Debian vfio-iommu-async-dkms package in build/
 #   make fresh-check     the README's Quick start on a bare Debian 12 root
+#   make qemu            Debian's QEMU 7.2 with qemu/patches/ (cached build)
+#   make demo-qemu       a nested guest under that QEMU: start times, deflates
 #
 # The targets are Debian 12's kernels: 6.1 and 6.12 (scripts/target-kernel;
 # KERNEL_SERIES=6.12 picks one series, KERNELRELEASE=<release> one kernel,
@@ -31,7 +33,7 @@ BUILD := build
 CHECKPATCH := $(BUILD)/ksrc/scripts/checkpatch.pl
 
 .PHONY: all modules clean lint check check-layout selftests demo bench \
-	setup dkms-check deb install check-debug fresh-check
+	setup dkms-check deb install check-debug fresh-check qemu demo-qemu
 
 all: modules
 
@@ -84,6 +86,13 @@ demo: modules selftests
 
 bench: modules selftests
 	scripts/bench
+
+# scripts/qemu-build installs its own build dependencies and deb-src lines.
+qemu: setup
+	scripts/qemu-build
+
+demo-qemu: setup
+	scripts/qemu-e2e
 
 dkms-check: setup
 	KERNELRELEASES="$(KERNELRELEASES)" scripts/dkms-check
