@@ -14,6 +14,8 @@
 #   make fresh-check     the README's Quick start on a bare Debian 12 root
 #   make qemu            Debian's QEMU 7.2 with qemu/patches/ (cached build)
 #   make demo-qemu       a nested guest under that QEMU: start times, deflates
+#   make check-qemu      its balloon flow, small (CI's tier): every DMA lands,
+#                        a runtime inflate gives memory back, sabotage caught
 #
 # The targets are Debian 12's kernels: 6.1 and 6.12 (scripts/target-kernel;
 # KERNEL_SERIES=6.12 picks one series, KERNELRELEASE=<release> one kernel,
@@ -33,7 +35,8 @@ BUILD := build
 CHECKPATCH := $(BUILD)/ksrc/scripts/checkpatch.pl
 
 .PHONY: all modules clean lint check check-layout selftests demo bench \
-	setup dkms-check deb install check-debug fresh-check qemu demo-qemu
+	setup dkms-check deb install check-debug fresh-check qemu demo-qemu \
+	check-qemu
 
 all: modules
 
@@ -93,6 +96,9 @@ qemu: setup
 
 demo-qemu: setup
 	scripts/qemu-e2e
+
+check-qemu: setup
+	BALLOON_MB=1024 STEPS=1 STEP_MB=256 scripts/qemu-e2e balloon
 
 dkms-check: setup
 	KERNELRELEASES="$(KERNELRELEASES)" scripts/dkms-check

@@ -425,12 +425,38 @@ static bool claim_sweep(struct vfio_async_container *c,
 	return true;
 }
 
+/*
+ * With the sweep off, what a request waits for must still be found: a
+ * given-back span that could not be queued again is left to the sweep
+ * (see requeue_span()). The waits are few (bounded per channel).
+ */
+static bool claim_awaited(struct vfio_async_container *c,
+			  struct vfio_async_span *span)
+{
+	struct vfio_async_wait *w;
+	unsigned long first;
+
+	lockdep_assert_held(&c->chunk_lock);
+	for (w = wait_tree_iter_first(&c->waits, 0, ~(dma_addr_t)0); w;
+	     w = wait_tree_iter_next(w, 0, ~(dma_addr_t)0)) {
+		first = find_next_bit(w->dma->pending, w->end, w->first);
+		if (first < w->end) {
+			span->dma = w->dma;
+			span->first = first;
+			span->nr = 1;
+			return true;
+		}
+	}
+	return false;
+}
+
 /**
  * vfio_async_claim - take the next span of chunks to map
  * @c: container
  * @flags: VFIO_ASYNC_CLAIM_POOL for a thread of the shared pool, which may
  *	   hold @share spans of @c at once; VFIO_ASYNC_CLAIM_URGENT_ONLY to
- *	   take only chunks a MAP_NOW waits for
+ *	   take only chunks a MAP_NOW waits for; VFIO_ASYNC_CLAIM_NO_SWEEP to
+ *	   take only chunks a MAP_NOW or MAP_NEXT named
  * @share: see above
  * @span: receives the claimed span
  *
@@ -463,8 +489,10 @@ bool vfio_async_claim(struct vfio_async_container *c, unsigned int flags,
 		goto out;
 	else if (claim_queued(c, &c->ahead, span))
 		span->queue = VFIO_ASYNC_Q_AHEAD;
-	else if (claim_sweep(c, span))
+	else if (!(flags & VFIO_ASYNC_CLAIM_NO_SWEEP) && claim_sweep(c, span))
 		span->queue = VFIO_ASYNC_Q_SWEEP;
+	else if ((flags & VFIO_ASYNC_CLAIM_NO_SWEEP) && claim_awaited(c, span))
+		span->queue = VFIO_ASYNC_Q_URGENT;
 	else
 		goto out;
 

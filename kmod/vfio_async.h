@@ -516,6 +516,7 @@ bool vfio_async_has_pending(struct vfio_async_container *c);
 /* What vfio_async_claim() may take. */
 #define VFIO_ASYNC_CLAIM_POOL		BIT(0)	/* a pool thread: its share */
 #define VFIO_ASYNC_CLAIM_URGENT_ONLY	BIT(1)	/* only what requests wait for */
+#define VFIO_ASYNC_CLAIM_NO_SWEEP	BIT(2)	/* only what requests named */
 bool vfio_async_claim(struct vfio_async_container *c, unsigned int flags,
 		      unsigned int share, struct vfio_async_span *span);
 int vfio_async_check_ranges(const struct vfio_iommu_async_range *r,

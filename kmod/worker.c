@@ -34,6 +34,16 @@ module_param_named(cpus, thread_cpus, charp, 0444);
 MODULE_PARM_DESC(cpus,
 		 "CPUs the background threads may run on, as a cpulist such as 0-3,8 (default: all), to keep them off vCPU threads");
 
+static bool sweep = true;
+static int set_sweep(const char *val, const struct kernel_param *kp);
+static const struct kernel_param_ops sweep_ops = {
+	.set = set_sweep,
+	.get = param_get_bool,
+};
+module_param_cb(sweep, &sweep_ops, &sweep, 0644);
+MODULE_PARM_DESC(sweep,
+		 "Map deferred memory in the background; N: only what MAP_NOW and MAP_NEXT ask for, so a range the VMM forgot stays unmapped (default: Y)");
+
 /*
  * The containers that may have chunks pending, and the threads' wait. The
  * generation moves on whenever a container is queued or a background span
@@ -52,6 +62,8 @@ static unsigned int nr_workers;
 
 static void work_moved_on(void)
 {
+	/* What changed is seen by whoever sees the generation move. */
+	smp_mb__before_atomic();
 	atomic_inc(&work_gen);
 	wake_up_all(&vfio_async_work_wait);
 }
@@ -89,6 +101,24 @@ void vfio_async_work_done(void)
 }
 
 /*
+ * With the sweep off, containers with only sweep work stay queued (a claim
+ * refuses them without taking them off; they count in the shares, which
+ * is the price of a mode meant for tests and on-demand VMMs), so turning
+ * it on needs only a wake-up.
+ */
+static int set_sweep(const char *val, const struct kernel_param *kp)
+{
+	bool on;
+	int ret = kstrtobool(val, &on);
+
+	if (ret)
+		return ret;
+	WRITE_ONCE(sweep, on);
+	work_moved_on();
+	return 0;
+}
+
+/*
  * The next container to serve, with a reference, or NULL; and the share
  * of the pool each container with work may hold: no tenant can take more
  * than its part of the threads, however much it has queued.
@@ -112,10 +142,13 @@ static struct vfio_async_container *next_container(unsigned int *share)
 /* Map one chunk of @c in the background; false when @c gave none. */
 static bool serve(struct vfio_async_container *c, unsigned int share)
 {
+	unsigned int flags = VFIO_ASYNC_CLAIM_POOL;
 	struct vfio_async_span span;
 	int ret;
 
-	if (!vfio_async_claim(c, VFIO_ASYNC_CLAIM_POOL, share, &span))
+	if (!READ_ONCE(sweep))
+		flags |= VFIO_ASYNC_CLAIM_NO_SWEEP;
+	if (!vfio_async_claim(c, flags, share, &span))
 		return false;
 	ret = vfio_async_map_span(c, &span);
 	vfio_async_complete_span(c, &span, ret);

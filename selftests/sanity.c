@@ -183,7 +183,7 @@ static int async_params(char *out, size_t n)
 {
 	static const char *const names[] = {
 		"type1v2_dropin", "allow_unsafe_interrupts", "dma_entry_limit",
-		"threads", "nice", "cpus",
+		"threads", "nice", "cpus", "sweep",
 	};
 	char path[128], val[64];
 	size_t used = 0;
