@@ -576,9 +576,9 @@ TEST_F_TIMEOUT(channel, map_next_goes_first, 180)
 
 /*
  * sweep=N: the threads map only what MAP_NOW and MAP_NEXT named (the
- * ioctl, the ring, the hint), so what a VMM never asked for stays unmapped
- * and a DMA into it faults (the QEMU end-to-end test's sabotage stands on
- * this); sweep=Y maps the rest.
+ * ioctl, the ring, the hint: DMA lands there), so what a VMM never asked
+ * for stays pending (the QEMU end-to-end test's sabotage stands on this,
+ * and checks the faults by DMA); sweep=Y maps the rest.
  */
 TEST_F_TIMEOUT(channel, sweep_off_maps_only_what_is_asked, 180)
 {
@@ -621,9 +621,11 @@ TEST_F_TIMEOUT(channel, sweep_off_maps_only_what_is_asked, 180)
 	dma_check(_metadata, self, iova + next_at + CHUNK - XFER,
 		  m + next_at + CHUNK - XFER, false, 41);
 	dma_check(_metadata, self, iova + ring_at, m + ring_at, false, 46);
-	dma_check(_metadata, self, iova, m, true, 42);
-	dma_check(_metadata, self, iova + size - XFER, m + size - XFER, true,
-		  43);
+	/*
+	 * What was not asked for is pending (counted above), not DMAed into:
+	 * the IOMMU's fault messages are rate limited (10 per 5 s), and the
+	 * tests after this one count on theirs.
+	 */
 
 	ASSERT_OK(sysfs_write(SWEEP_PARAM, "Y"));
 	ASSERT_OK(vfio_async_wait_settled(self->v.container, &st, 60000));
