@@ -428,7 +428,9 @@ static bool claim_sweep(struct vfio_async_container *c,
 /*
  * With the sweep off, what a request waits for must still be found: a
  * given-back span that could not be queued again is left to the sweep
- * (see requeue_span()). The waits are few (bounded per channel).
+ * (see requeue_span()). Walks every wait of @c (bounded: the requests per
+ * channel times their pieces), only in that mode and only once the
+ * queues are empty.
  */
 static bool claim_awaited(struct vfio_async_container *c,
 			  struct vfio_async_span *span)
