@@ -175,7 +175,7 @@ static int map_all_now(struct vfio_async_container *c,
 
 	lockdep_assert_held(&c->lock);
 
-	ret = vfio_async_pin_map(c, dma, 0, dma->size, false);
+	ret = vfio_async_pin_map(c, dma, 0, dma->size, false, NULL);
 	if (!ret) {
 		spin_lock(&c->chunk_lock);
 		bitmap_fill(dma->mapped, dma->nchunks);
@@ -544,8 +544,11 @@ int vfio_async_map_span(struct vfio_async_container *c,
 
 	vfio_async_chunk_span(span->dma, span->first, span->first + span->nr,
 			      &start_off, &end_off);
+	if (span->queue == VFIO_ASYNC_Q_SYNC)
+		return vfio_async_pin_map_split(c, span->dma, start_off,
+						end_off);
 	return vfio_async_pin_map(c, span->dma, start_off, end_off,
-				  span->background);
+				  span->background, NULL);
 }
 
 /* Count a span out of flight; chunk_lock held. */

@@ -25,6 +25,11 @@ module_param_named(dma_entry_limit, vfio_async_dma_entry_limit, uint, 0644);
 MODULE_PARM_DESC(dma_entry_limit,
 		 "Maximum number of user DMA mappings per container, taken when the container is set up (default: 65535)");
 
+unsigned int vfio_async_threads = 2;
+module_param_named(threads, vfio_async_threads, uint, 0444);
+MODULE_PARM_DESC(threads,
+		 "Background mapping threads, shared by all containers; also how many threads, its caller included, pin one large MAP_DMA; 1-64 (default: 2)");
+
 static const struct vfio_iommu_driver_ops vfio_async_ops = {
 	.name			= "vfio-iommu-async",
 	.owner			= THIS_MODULE,

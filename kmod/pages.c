@@ -23,10 +23,11 @@
  * and cannot be interrupted. It is checked at map time and again under
  * mmap_lock before every batch is pinned, as the VMAs may have changed.
  *
- * locked_vm: a mapping made at once is charged page by page as it is
- * pinned, as type1 does; a deferred one was charged for its whole size
- * when it was made (so the background can never fail for lack of it), and
- * pinning it charges nothing more.
+ * locked_vm: a mapping made at once is charged for what is pinned, as
+ * type1 charges it: for ordinary writable memory once for each range
+ * pinned (prepay()), else batch by batch; a deferred one was charged for
+ * its whole size when it was made (so the background can never fail for
+ * lack of it), and pinning it charges nothing more.
  *
  * All or nothing: vfio_async_pin_map() either maps the whole range asked
  * for in every domain, or leaves none of it mapped or pinned. Callers own
@@ -101,7 +102,10 @@ int vfio_async_lock_acct(struct vfio_async_dma *dma, long npages)
 	return ret;
 }
 
-/* Charge or credit locked_vm for pages pinned or unpinned, unless prepaid. */
+/*
+ * Charge or credit locked_vm for pages pinned or unpinned; nothing for a
+ * deferred mapping, charged in full when it was made.
+ */
 static int pin_acct(struct vfio_async_dma *dma, long npages)
 {
 	return dma->deferred ? 0 : vfio_async_lock_acct(dma, npages);
@@ -376,15 +380,47 @@ static int add_batch(struct vfio_async_container *c, struct vfio_async_dma *dma,
 
 /*
  * Stop pinning? A process being killed stops its own map; a background
- * span stops when its container is quiesced, and gives its chunks back.
+ * span stops when its container is quiesced, and gives its chunks back;
+ * a piece of a split map stops when another piece failed (split.c).
  */
-static int pin_interrupted(struct vfio_async_container *c, bool background)
+static int pin_interrupted(struct vfio_async_container *c, bool background,
+			   const atomic_t *stop)
 {
 	if (fatal_signal_pending(current))
 		return -EINTR;
 	if (background && READ_ONCE(c->quiesced))
 		return -EAGAIN;
+	if (stop && atomic_read(stop))
+		return -ECANCELED;
 	return 0;
+}
+
+/*
+ * Charge locked_vm for all of [@start_off, @end_off) at once, rather than
+ * a batch at a time, each charge taking mmap_lock for writing against the
+ * other pinning threads and the vCPUs' faults. Only where every page will
+ * be pinned and charged anyway: writable memory of the kinds that may be
+ * deferred (no zero page, no device memory), so that nothing is charged
+ * for long that type1 would not charge. Returns the pages charged, or 0:
+ * then batch by batch, as type1, also where the limit refuses the whole
+ * range, so that what is refused is exactly what type1 refuses.
+ */
+static long prepay(struct vfio_async_dma *dma, size_t start_off,
+		   size_t end_off)
+{
+	long npages = (end_off - start_off) >> PAGE_SHIFT;
+	int ret;
+
+	if (dma->deferred || !(dma->prot & IOMMU_WRITE) ||
+	    npages <= (long)PIN_BATCH)
+		return 0;
+	mmap_read_lock(dma->mm);
+	ret = vfio_async_check_vaddr(dma->mm, dma->vaddr + start_off,
+				     dma->vaddr + end_off - 1, dma->prot, true);
+	mmap_read_unlock(dma->mm);
+	if (ret || vfio_async_lock_acct(dma, npages))
+		return 0;
+	return npages;
 }
 
 /*
@@ -393,19 +429,22 @@ static int pin_interrupted(struct vfio_async_container *c, bool background)
  */
 static int pin_map_pages(struct vfio_async_container *c,
 			 struct vfio_async_dma *dma, size_t start_off,
-			 size_t end_off, bool background, struct page **pages,
-			 size_t *done)
+			 size_t end_off, bool background, const atomic_t *stop,
+			 struct page **pages, size_t *done)
 {
 	/* An empty run where mapping starts: what lies below it is mapped. */
 	struct pfn_run run = { .iova = dma->iova + start_off, .npages = 0 };
 	size_t pos = start_off;
+	long prepaid, used = 0;
 	int ret = 0;
+
+	prepaid = prepay(dma, start_off, end_off);
 
 	while (pos < end_off) {
 		unsigned long want, pfnmap;
 		long got, charged;
 
-		ret = pin_interrupted(c, background);
+		ret = pin_interrupted(c, background, stop);
 		if (ret)
 			break;
 
@@ -428,10 +467,14 @@ static int pin_map_pages(struct vfio_async_container *c,
 			ret = charged;
 			break;
 		}
-		ret = pin_acct(dma, charged);
-		if (ret) {
-			unpin_page_array(c, pages, got);
-			break;
+		if (prepaid) {
+			used += charged;
+		} else {
+			ret = pin_acct(dma, charged);
+			if (ret) {
+				unpin_page_array(c, pages, got);
+				break;
+			}
 		}
 		ret = add_batch(c, dma, &run, dma->iova + pos, pages, got);
 		if (ret)
@@ -446,6 +489,13 @@ static int pin_map_pages(struct vfio_async_container *c,
 		else
 			ret = map_run(c, dma, &run);
 	}
+	/*
+	 * What was unpinned on the way was credited as it went; what was
+	 * prepaid and never pinned (the zero page, device memory, the part
+	 * not reached) is credited now.
+	 */
+	if (prepaid > used)
+		vfio_async_lock_acct(dma, used - prepaid);
 	/* What is mapped ends where the open run, now gone, began. */
 	*done = ret ? (run.iova - dma->iova) : end_off;
 	return ret;
@@ -475,6 +525,7 @@ static bool mm_still_used(struct vfio_async_dma *dma)
  * @end_off: offset in @dma, page aligned, exclusive, at most @dma->size
  * @background: not the mapping process's own call: give up (-EAGAIN) as
  *		soon as the container is quiesced
+ * @stop: or NULL; give up (-ECANCELED) as soon as it is set
  *
  * All or nothing: on failure nothing of the range stays mapped or pinned.
  * Page tables faulted in on the way are charged to the mapping process's
@@ -482,7 +533,7 @@ static bool mm_still_used(struct vfio_async_dma *dma)
  */
 int vfio_async_pin_map(struct vfio_async_container *c,
 		       struct vfio_async_dma *dma, size_t start_off,
-		       size_t end_off, bool background)
+		       size_t end_off, bool background, const atomic_t *stop)
 {
 	struct mem_cgroup *memcg, *old_memcg;
 	struct page **pages;
@@ -501,7 +552,7 @@ int vfio_async_pin_map(struct vfio_async_container *c,
 		memcg = get_mem_cgroup_from_mm(dma->mm);
 		old_memcg = set_active_memcg(memcg);
 		ret = pin_map_pages(c, dma, start_off, end_off, background,
-				    pages, &done);
+				    stop, pages, &done);
 		set_active_memcg(old_memcg);
 		mem_cgroup_put(memcg);
 		free_page((unsigned long)pages);

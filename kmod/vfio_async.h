@@ -7,6 +7,8 @@
  *                its IOMMU domains and groups (attach, detach, replay).
  *   iova.c       the IOVA bookkeeping: the tree of struct vfio_async_dma and
  *                the list of usable IOVA ranges.
+ *   split.c      a mapping made at once, pinned in pieces by its caller
+ *                and helper threads.
  *   pages.c      the pin-and-map engine: pins user pages in batches, maps
  *                each physically contiguous run with one iommu_map(), and
  *                unmaps/unpins with batched IOTLB flushes.
@@ -106,6 +108,7 @@
 extern bool vfio_async_type1v2_dropin;
 extern bool vfio_async_allow_unsafe_interrupts;
 extern unsigned int vfio_async_dma_entry_limit;
+extern unsigned int vfio_async_threads;
 
 /* Counters, kept per container and module-wide; one sysfs file each. */
 enum vfio_async_counter {
@@ -118,6 +121,7 @@ enum vfio_async_counter {
 	VFIO_ASYNC_CHUNKS_MAPPED,	/* deferred chunks mapped, ever */
 	VFIO_ASYNC_BACKGROUND_ERRORS,	/* deferred chunks failed, ever */
 	VFIO_ASYNC_IOMMU_MAP_CALLS,	/* one per contiguous run and domain */
+	VFIO_ASYNC_HELPER_PIECES,	/* pieces of MAP_DMAs helpers mapped */
 	VFIO_ASYNC_WORKERS_BUSY,	/* background threads mapping it now */
 	VFIO_ASYNC_RELEASED_BYTES,	/* deferred bytes released, now */
 	/* The balloon channel and VFIO_IOMMU_ASYNC_MAP_NOW (ever). */
@@ -480,13 +484,18 @@ int vfio_async_check_vaddr(struct mm_struct *mm, unsigned long start,
 			   unsigned long last, int prot, bool deferred);
 int vfio_async_pin_map(struct vfio_async_container *c,
 		       struct vfio_async_dma *dma, size_t start_off,
-		       size_t end_off, bool background);
+		       size_t end_off, bool background, const atomic_t *stop);
 void vfio_async_unmap_unpin(struct vfio_async_container *c,
 			    struct vfio_async_dma *dma, size_t start_off,
 			    size_t end_off);
 int vfio_async_lock_acct(struct vfio_async_dma *dma, long npages);
 int vfio_async_copy_mappings(struct iommu_domain *from,
 			     struct iommu_domain *to,
+			     struct vfio_async_dma *dma, size_t start_off,
+			     size_t end_off);
+
+/* split.c */
+int vfio_async_pin_map_split(struct vfio_async_container *c,
 			     struct vfio_async_dma *dma, size_t start_off,
 			     size_t end_off);
 

@@ -19,11 +19,6 @@
 
 #include "vfio_async.h"
 
-static unsigned int nr_threads = 2;
-module_param_named(threads, nr_threads, uint, 0444);
-MODULE_PARM_DESC(threads,
-		 "Background mapping threads, shared by all containers, 1-64 (default: 2)");
-
 static int thread_nice;
 module_param_named(nice, thread_nice, int, 0444);
 MODULE_PARM_DESC(nice,
@@ -217,8 +212,8 @@ int vfio_async_workers_start(void)
 	unsigned int i;
 	int ret;
 
-	if (!nr_threads || nr_threads > 64) {
-		pr_err("threads=%u: must be 1-64\n", nr_threads);
+	if (!vfio_async_threads || vfio_async_threads > 64) {
+		pr_err("threads=%u: must be 1-64\n", vfio_async_threads);
 		return -EINVAL;
 	}
 	if (thread_nice < MIN_NICE || thread_nice > MAX_NICE) {
@@ -227,11 +222,11 @@ int vfio_async_workers_start(void)
 		return -EINVAL;
 	}
 
-	workers = kcalloc(nr_threads, sizeof(*workers), GFP_KERNEL);
+	workers = kcalloc(vfio_async_threads, sizeof(*workers), GFP_KERNEL);
 	if (!workers)
 		return -ENOMEM;
 
-	for (i = 0; i < nr_threads; i++) {
+	for (i = 0; i < vfio_async_threads; i++) {
 		struct task_struct *t;
 
 		t = kthread_create(worker_main, NULL, "vfio-async/%u", i);

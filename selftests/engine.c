@@ -8,12 +8,16 @@
  *   Counted by /sys/kernel/vfio_async/iommu_map_calls (ours only).
  * - Device memory (a VM_PFNMAP mmap of a VFIO BAR, as a VMM maps for
  *   peer-to-peer) maps without a pin and without locked_vm, as with type1.
+ * - A large MAP_DMA is pinned in 64 MiB pieces by its caller and a helper
+ *   thread, all or nothing.
  * - A second group behind the same IOMMU joins the first one's domain:
  *   mapping then costs the same number of calls, not one more per domain.
  */
 #include <errno.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "kselftest_harness.h"
@@ -218,6 +222,216 @@ TEST_F(engine, hole_in_range_is_refused_cleanly)
 	ASSERT_OK(pins_outstanding(&pins1));
 	EXPECT_EQ(pins0, pins1);
 	munmap(va, 8 * PAGE_4K);
+}
+
+#define SPLIT_SIZE	(256UL << 20)	/* four 64 MiB pieces */
+#define SPLIT_PIECE	(64UL << 20)
+#define HELPER_PIECES	ASYNC_SYSFS "/helper_pieces"
+
+/* 4 KiB memory, not faulted in, for a large MAP_DMA to pin. */
+static uint8_t *cold_anon(struct __test_metadata *_metadata, size_t size)
+{
+	uint8_t *va = mmap(NULL, size, PROT_READ | PROT_WRITE,
+			   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	ASSERT_NE(MAP_FAILED, va);
+	ASSERT_EQ(0, madvise(va, size, MADV_NOHUGEPAGE));
+	return va;
+}
+
+/* A pattern DMAed to IOVA_ENGINE + @off lands at @va + @off. */
+static void lands_at(struct __test_metadata *_metadata, struct edu *e,
+		     uint8_t *va, size_t off)
+{
+	uint8_t data[64];
+
+	pattern_fill(data, sizeof(data), 0x5e11 + off / PAGE_4K);
+	ASSERT_OK(edu_buf_write(e, 0, data, sizeof(data)));
+	ASSERT_OK(edu_dma(e, IOVA_ENGINE + off, 0, sizeof(data), true));
+	if (memcmp(va + off, data, sizeof(data)))
+		TH_LOG("DMA to offset 0x%zx did not land", off);
+	EXPECT_EQ(0, memcmp(va + off, data, sizeof(data)));
+}
+
+/*
+ * A large MAP_DMA is pinned by its caller and a helper thread (threads=2,
+ * the default): the helper's pieces are counted, and both ends of every
+ * piece are mapped to the right pages; unmap gives back every pin and
+ * every byte of VmLck.
+ */
+TEST_F_TIMEOUT(engine, large_map_is_shared_with_a_helper, 600)
+{
+	long pins0, pins1, lck0, lck1, helped0 = 0, helped1 = 0;
+	uint64_t unmapped;
+	struct edu e;
+	uint8_t *va;
+	size_t off;
+
+	RETURN_IF_SKIPPED();
+	edu_init(&e);
+	ASSERT_OK(edu_open(&e, self->v.device));
+	ASSERT_OK(edu_scratch_map(&e, self->v.container, IOVA_SCRATCH));
+	va = cold_anon(_metadata, SPLIT_SIZE);
+	ASSERT_OK(pins_outstanding(&pins0));
+	ASSERT_OK(vmlck_kb(0, &lck0));
+	if (served_by_async(variant->iommu_type))
+		ASSERT_OK(sysfs_read_long(HELPER_PIECES, &helped0));
+
+	ASSERT_OK(vfio_map(self->v.container, IOVA_ENGINE, va, SPLIT_SIZE,
+			   VFIO_RW));
+	if (served_by_async(variant->iommu_type)) {
+		ASSERT_OK(sysfs_read_long(HELPER_PIECES, &helped1));
+		TH_LOG("%ld of %lu pieces mapped by a helper",
+		       helped1 - helped0, SPLIT_SIZE / SPLIT_PIECE);
+		EXPECT_GE(helped1 - helped0, 1);
+		EXPECT_LT(helped1 - helped0, (long)(SPLIT_SIZE / SPLIT_PIECE));
+	}
+	ASSERT_OK(vmlck_kb(0, &lck1));
+	EXPECT_EQ(lck0 + (long)(SPLIT_SIZE >> 10), lck1);
+	for (off = 0; off < SPLIT_SIZE; off += SPLIT_PIECE) {
+		lands_at(_metadata, &e, va, off);
+		lands_at(_metadata, &e, va, off + SPLIT_PIECE - PAGE_4K);
+	}
+
+	ASSERT_OK(vfio_unmap(self->v.container, IOVA_ENGINE, SPLIT_SIZE, 0,
+			     &unmapped));
+	EXPECT_EQ(SPLIT_SIZE, unmapped);
+	ASSERT_OK(pins_outstanding(&pins1));
+	ASSERT_OK(vmlck_kb(0, &lck1));
+	EXPECT_EQ(pins0, pins1);
+	EXPECT_EQ(lck0, lck1);
+	munmap(va, SPLIT_SIZE);
+	edu_close(&e);
+}
+
+/*
+ * The last piece of a large MAP_DMA fails where the others cannot (a memfd
+ * mapped past its end: the VMAs are fine, the pin of those pages is not):
+ * EFAULT, and the pieces the caller and the helper mapped before it are
+ * undone: no pin, no VmLck, the IOVA range free again.
+ */
+TEST_F_TIMEOUT(engine, a_late_piece_failing_undoes_the_others, 600)
+{
+	long pins0, pins1, lck0, lck1, helped0 = 0, helped1 = 0;
+	uint64_t unmapped;
+	uint8_t *va;
+	int fd;
+
+	RETURN_IF_SKIPPED();
+	fd = memfd_create("engine-split", 0);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, ftruncate(fd, SPLIT_SIZE - SPLIT_PIECE / 2));
+	va = mmap(NULL, SPLIT_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	ASSERT_NE(MAP_FAILED, va);
+	ASSERT_OK(pins_outstanding(&pins0));
+	ASSERT_OK(vmlck_kb(0, &lck0));
+	if (served_by_async(variant->iommu_type))
+		ASSERT_OK(sysfs_read_long(HELPER_PIECES, &helped0));
+
+	EXPECT_ERRNO(EFAULT, vfio_map(self->v.container, IOVA_ENGINE, va,
+				      SPLIT_SIZE, VFIO_RW));
+	if (served_by_async(variant->iommu_type)) {
+		ASSERT_OK(sysfs_read_long(HELPER_PIECES, &helped1));
+		TH_LOG("%ld pieces mapped by a helper, then undone",
+		       helped1 - helped0);
+		EXPECT_GE(helped1 - helped0, 1);
+	}
+	ASSERT_OK(pins_outstanding(&pins1));
+	ASSERT_OK(vmlck_kb(0, &lck1));
+	EXPECT_EQ(pins0, pins1);
+	EXPECT_EQ(lck0, lck1);
+
+	ASSERT_OK(vfio_map(self->v.container, IOVA_ENGINE, va, SPLIT_PIECE,
+			   VFIO_RW));
+	ASSERT_OK(vfio_unmap(self->v.container, IOVA_ENGINE, SPLIT_PIECE, 0,
+			     &unmapped));
+	EXPECT_EQ(SPLIT_PIECE, unmapped);
+	munmap(va, SPLIT_SIZE);
+	close(fd);
+}
+
+/* The fixture's container, for run_child()'s child. */
+static int split_container = -1;
+
+/* Map SPLIT_SIZE under a limit half a piece short of it: ENOMEM. */
+static void map_over_limit_child(int wr)
+{
+	uint8_t *va = mmap(NULL, SPLIT_SIZE, PROT_READ | PROT_WRITE,
+			   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	int ret;
+
+	if (va == MAP_FAILED || drop_privileges(SPLIT_SIZE - SPLIT_PIECE / 2)) {
+		report(wr, "setup failed");
+		return;
+	}
+	ret = vfio_map(split_container, IOVA_ENGINE, va, SPLIT_SIZE, VFIO_RW);
+	if (ret != -ENOMEM)
+		report(wr, "MAP_DMA over RLIMIT_MEMLOCK: %s, not ENOMEM",
+		       ret ? strerror(-ret) : "success");
+	else
+		report(wr, "ok");
+}
+
+/*
+ * RLIMIT_MEMLOCK half a piece short of a large MAP_DMA: ENOMEM, as type1,
+ * though each piece but the last is charged at once; nothing stays pinned.
+ */
+TEST_F_TIMEOUT(engine, memlock_limit_within_the_last_piece, 600)
+{
+	long pins0, pins1;
+	char msg[256];
+	int status;
+
+	RETURN_IF_SKIPPED();
+	ASSERT_OK(pins_outstanding(&pins0));
+	split_container = self->v.container;
+	ASSERT_OK(run_child(map_over_limit_child, msg, sizeof(msg), &status));
+	EXPECT_STREQ("ok", msg);
+	ASSERT_OK(pins_outstanding(&pins1));
+	EXPECT_EQ(pins0, pins1);
+}
+
+/*
+ * kill -9 in the middle of a large MAP_DMA: the caller stops at its next
+ * batch and the helper with it, promptly; every pin is given back and the
+ * IOVA range is free again.
+ */
+TEST_F_TIMEOUT(engine, killed_during_a_large_map_leaves_nothing, 600)
+{
+	const size_t size = 4 * SPLIT_SIZE;
+	long pins0, pins1, t_kill, waited;
+	uint64_t unmapped;
+	int status;
+	uint8_t *va;
+	pid_t pid;
+
+	RETURN_IF_SKIPPED();
+	ASSERT_OK(pins_outstanding(&pins0));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid) {
+		va = cold_anon(_metadata, size);
+		vfio_map(self->v.container, IOVA_ENGINE, va, size, VFIO_RW);
+		_exit(0);
+	}
+	usleep(1500 * 1000);
+	t_kill = now_ms();
+	ASSERT_EQ(0, kill(pid, SIGKILL));
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	waited = now_ms() - t_kill;
+	TH_LOG("the mapper was gone %ld ms after SIGKILL", waited);
+	EXPECT_TRUE(WIFSIGNALED(status));
+	EXPECT_LT(waited, 3000);
+	ASSERT_OK(pins_outstanding(&pins1));
+	EXPECT_EQ(pins0, pins1);
+
+	va = cold_anon(_metadata, SPLIT_PIECE);
+	ASSERT_OK(vfio_map(self->v.container, IOVA_ENGINE, va, SPLIT_PIECE,
+			   VFIO_RW));
+	ASSERT_OK(vfio_unmap(self->v.container, IOVA_ENGINE, SPLIT_PIECE, 0,
+			     &unmapped));
+	EXPECT_EQ(SPLIT_PIECE, unmapped);
+	munmap(va, SPLIT_PIECE);
 }
 
 /*
