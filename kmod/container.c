@@ -160,7 +160,11 @@ void vfio_async_resume(struct vfio_async_container *c)
 		vfio_async_queue_work(c);
 }
 
-/* Unmap, unpin and forget @dma; lock held, quiesced or @dma in flight. */
+/*
+ * Unmap, unpin and forget @dma; lock held, and quiesced, or @dma in flight
+ * (its own span), or made at once and mapped whole (nothing of it can be
+ * in flight).
+ */
 void vfio_async_remove_dma(struct vfio_async_container *c,
 			   struct vfio_async_dma *dma)
 {
@@ -479,16 +483,12 @@ void vfio_async_detach_group(void *iommu_data, struct iommu_group *iommu_group)
 	kfree(g);
 
 	if (list_empty(&d->groups)) {
-		struct rb_node *node;
-
-		/* Leaving the record domain: unmap here, the next one records. */
-		for (node = rb_first(&c->dma_tree); node; node = rb_next(node)) {
-			struct vfio_async_dma *dma;
-
-			dma = rb_entry(node, struct vfio_async_dma, node);
-			vfio_async_unmap_chunks_from(d->domain, dma,
-						     dma->nchunks);
-		}
+		/*
+		 * No device uses it any more and the other domains hold the
+		 * same mappings and the record of the pins (the next one
+		 * records if it was the first): freed whole, not unmapped
+		 * first run by run, as type1 frees it.
+		 */
 		list_del(&d->next);
 		free_domain(d);
 		update_pgsize_bitmap(c);

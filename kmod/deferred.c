@@ -243,16 +243,13 @@ void vfio_async_forget_dma(struct vfio_async_container *c,
 	vfio_async_lock_acct(dma, -(long)(dma->size >> PAGE_SHIFT));
 }
 
-/**
- * vfio_async_unmap_chunks_from - unmap @dma's mapped chunks below @limit
- *	from domain @to only, leaving the pins to the other domains
- * @to: a domain that is leaving, or a failed replay target
- * @dma: the mapping, its container quiesced
- * @limit: first chunk not to touch
+/*
+ * Unmap @dma's mapped chunks below @limit from domain @to only, a failed
+ * replay target, leaving the pins to the other domains; its container
+ * quiesced.
  */
-void vfio_async_unmap_chunks_from(struct iommu_domain *to,
-				  struct vfio_async_dma *dma,
-				  unsigned long limit)
+static void unmap_chunks_from(struct iommu_domain *to,
+			      struct vfio_async_dma *dma, unsigned long limit)
 {
 	unsigned long first, end;
 	size_t start_off, end_off;
@@ -276,7 +273,7 @@ static int copy_chunks(struct iommu_domain *from, struct iommu_domain *to,
 		ret = vfio_async_copy_mappings(from, to, dma, start_off,
 					       end_off);
 		if (ret) {
-			vfio_async_unmap_chunks_from(to, dma, first);
+			unmap_chunks_from(to, dma, first);
 			return ret;
 		}
 	}
@@ -321,8 +318,7 @@ int vfio_async_replay(struct vfio_async_container *c,
 	     node = rb_next(node)) {
 		dma = rb_entry(node, struct vfio_async_dma, node);
 		if (from)
-			vfio_async_unmap_chunks_from(to->domain, dma,
-						     dma->nchunks);
+			unmap_chunks_from(to->domain, dma, dma->nchunks);
 		else if (!dma->deferred)
 			vfio_async_unmap_all(c, dma);
 	}

@@ -396,17 +396,53 @@ static int check_unmap_args(struct vfio_async_container *c,
 	return 0;
 }
 
+/* How many mappings an unmap looks through before it just quiesces. */
+#define UNMAP_LOOK_MAX	16
+
+/*
+ * Must an unmap of [@start, @last] wait for the spans in flight? Not when
+ * every mapping in it was made at once and is mapped whole: nothing of
+ * those can be in flight, and other mappings' spans do not depend on
+ * them, so such an unmap waits neither for another thread's MAP_DMA nor
+ * for the background's batches. Lock held.
+ */
+static bool unmap_must_quiesce(struct vfio_async_container *c,
+			       dma_addr_t start, dma_addr_t last)
+{
+	struct vfio_async_dma *dma;
+	unsigned int n = 0;
+	bool must = false;
+
+	spin_lock(&c->chunk_lock);
+	dma = vfio_async_first_dma_in(c, start, last);
+	while (dma && dma->iova <= last) {
+		struct rb_node *next = rb_next(&dma->node);
+
+		if (dma->deferred || ++n > UNMAP_LOOK_MAX ||
+		    !bitmap_full(dma->mapped, dma->nchunks)) {
+			must = true;
+			break;
+		}
+		dma = next ? rb_entry(next, struct vfio_async_dma, node) : NULL;
+	}
+	spin_unlock(&c->chunk_lock);
+	return must;
+}
+
 static int do_unmap(struct vfio_async_container *c,
 		    struct vfio_iommu_type1_dma_unmap *unmap)
 {
 	dma_addr_t start = unmap->iova, last = unmap->iova + unmap->size - 1;
 	struct vfio_async_dma *dma;
 	u64 unmapped = 0;
+	bool quiesce;
 	int ret;
 
 	mutex_lock(&c->lock);
 	/* Spans in flight must land before their mapping can go. */
-	ret = vfio_async_quiesce_killable(c);
+	quiesce = (unmap->flags & VFIO_DMA_UNMAP_FLAG_ALL) || last < start ||
+		  unmap_must_quiesce(c, start, last);
+	ret = quiesce ? vfio_async_quiesce_killable(c) : 0;
 	if (ret) {
 		mutex_unlock(&c->lock);
 		unmap->size = 0;
@@ -425,7 +461,8 @@ static int do_unmap(struct vfio_async_container *c,
 		vfio_async_remove_dma(c, dma);
 	}
 out:
-	vfio_async_resume(c);
+	if (quiesce)
+		vfio_async_resume(c);
 	mutex_unlock(&c->lock);
 	unmap->size = unmapped;
 	return ret;

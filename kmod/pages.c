@@ -52,8 +52,12 @@
 /* Pages per pin_user_pages_remote() call: one page of pointers. */
 #define PIN_BATCH	(PAGE_SIZE / sizeof(struct page *))
 
-/* Unmapped runs whose pages wait for one IOTLB flush before the unpin. */
-#define UNPIN_BATCH	16
+/*
+ * Unmapped runs whose pages wait for one IOTLB flush before the unpin: a
+ * page of them, or as many as the stack holds if no page can be had (an
+ * unmap cannot fail).
+ */
+#define UNPIN_BATCH_MIN	16
 
 /* Physically contiguous PFNs behind consecutive IOVAs. */
 struct pfn_run {
@@ -64,7 +68,9 @@ struct pfn_run {
 
 struct unpin_batch {
 	unsigned int nr;
-	struct pfn_run runs[UNPIN_BATCH];
+	unsigned int max;
+	struct pfn_run *runs;
+	struct pfn_run local[UNPIN_BATCH_MIN];
 };
 
 static bool pfn_is_pinned(unsigned long pfn)
@@ -260,14 +266,42 @@ static int lookup_pfnmap(struct mm_struct *mm, unsigned long vaddr,
 	return pfn_is_pinned(*pfn) ? -EFAULT : 0;
 }
 
+/* Is @vaddr in a VM_PFNMAP mapping? mmap_lock held. */
+static bool in_pfnmap(struct mm_struct *mm, unsigned long vaddr)
+{
+	struct vm_area_struct *vma = vma_lookup(mm, vaddr);
+
+	return vma && (vma->vm_flags & VM_PFNMAP);
+}
+
+/*
+ * The PFNs behind up to @npages pages from @vaddr of a VM_PFNMAP mapping,
+ * into @pfns, under one mmap_lock: as many as could be found, or -errno
+ * if not even the first.
+ */
+static long lookup_pfnmaps(struct mm_struct *mm, unsigned long vaddr,
+			   unsigned long npages, bool write,
+			   unsigned long *pfns)
+{
+	unsigned long i;
+	int ret = 0;
+
+	for (i = 0; i < npages; i++) {
+		ret = lookup_pfnmap(mm, vaddr + i * PAGE_SIZE, write, &pfns[i]);
+		if (ret)
+			break;
+	}
+	return i ? i : ret;
+}
+
 /*
  * Pin up to @npages from @vaddr into @pages, or, when @vaddr is in a
- * VM_PFNMAP mapping, find its one PFN. Returns the number of entries, with
- * *@pfnmap telling which, or -errno.
+ * VM_PFNMAP mapping, find the PFNs of a run of it, stored over @pages as
+ * unsigned longs. Returns the number of entries, with *@pfnmap telling
+ * which, or -errno.
  */
 static long pin_batch(struct vfio_async_dma *dma, unsigned long vaddr,
-		      unsigned long npages, struct page **pages,
-		      unsigned long *pfnmap)
+		      unsigned long npages, struct page **pages, bool *pfnmap)
 {
 	unsigned int gup_flags = FOLL_LONGTERM;
 	bool write = dma->prot & IOMMU_WRITE;
@@ -276,7 +310,7 @@ static long pin_batch(struct vfio_async_dma *dma, unsigned long vaddr,
 	if (write)
 		gup_flags |= FOLL_WRITE;
 
-	*pfnmap = 0;
+	*pfnmap = false;
 	mmap_read_lock(dma->mm);
 	/* The VMAs may have changed since the deferred call: look again. */
 	ret = dma->deferred ?
@@ -286,22 +320,18 @@ static long pin_batch(struct vfio_async_dma *dma, unsigned long vaddr,
 	if (ret)
 		goto out;
 
+	/* Device memory has no pages to pin: GUP would refuse each one. */
+	if (!dma->deferred && in_pfnmap(dma->mm, vaddr)) {
+		*pfnmap = true;
+		ret = lookup_pfnmaps(dma->mm, vaddr, npages, write,
+				     (unsigned long *)pages);
+		goto out;
+	}
 	ret = vfio_async_fault(VFIO_ASYNC_FAULT_CHUNK_PIN) ?:
 	      vfio_async_pin_user_pages(dma->mm, vaddr, npages, gup_flags,
 					pages);
-	if (ret <= 0 && !dma->deferred) {
-		unsigned long pfn;
-		int err = lookup_pfnmap(dma->mm, vaddr, write, &pfn);
-
-		if (!err) {
-			*pfnmap = pfn;
-			ret = 1;
-		} else if (!ret) {
-			ret = err;
-		}
-	} else if (!ret) {
+	if (!ret)
 		ret = -EFAULT;
-	}
 out:
 	mmap_read_unlock(dma->mm);
 	return ret;
@@ -378,6 +408,23 @@ static int add_batch(struct vfio_async_container *c, struct vfio_async_dma *dma,
 	return 0;
 }
 
+/* Hand the PFNs pin_batch() found in device memory to the run. */
+static int add_pfnmap_batch(struct vfio_async_container *c,
+			    struct vfio_async_dma *dma, struct pfn_run *run,
+			    dma_addr_t iova, const unsigned long *pfns,
+			    long npages)
+{
+	long i;
+	int ret;
+
+	for (i = 0; i < npages; i++) {
+		ret = add_pfn(c, dma, run, iova + i * PAGE_SIZE, pfns[i]);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
 /*
  * Stop pinning? A process being killed stops its own map; a background
  * span stops when its container is quiesced, and gives its chunks back;
@@ -441,8 +488,9 @@ static int pin_map_pages(struct vfio_async_container *c,
 	prepaid = prepay(dma, start_off, end_off);
 
 	while (pos < end_off) {
-		unsigned long want, pfnmap;
+		unsigned long want;
 		long got, charged;
+		bool pfnmap;
 
 		ret = pin_interrupted(c, background, stop);
 		if (ret)
@@ -455,10 +503,11 @@ static int pin_map_pages(struct vfio_async_container *c,
 			break;
 		}
 		if (pfnmap) {
-			ret = add_pfn(c, dma, &run, dma->iova + pos, pfnmap);
+			ret = add_pfnmap_batch(c, dma, &run, dma->iova + pos,
+					       (unsigned long *)pages, got);
 			if (ret)
 				break;
-			pos += PAGE_SIZE;
+			pos += got << PAGE_SHIFT;
 			continue;
 		}
 
@@ -585,6 +634,25 @@ static void flush_and_unpin(struct vfio_async_container *c,
 	pin_acct(dma, -released);
 }
 
+static void unpin_batch_init(struct unpin_batch *batch)
+{
+	batch->nr = 0;
+	batch->runs = (struct pfn_run *)__get_free_page(GFP_KERNEL |
+							__GFP_NOWARN);
+	if (batch->runs) {
+		batch->max = PAGE_SIZE / sizeof(*batch->runs);
+	} else {
+		batch->runs = batch->local;
+		batch->max = UNPIN_BATCH_MIN;
+	}
+}
+
+static void unpin_batch_free(struct unpin_batch *batch)
+{
+	if (batch->runs != batch->local)
+		free_page((unsigned long)batch->runs);
+}
+
 /* Length of the physically contiguous mapping at @iova, up to @max. */
 static size_t contiguous_len(struct iommu_domain *domain, dma_addr_t iova,
 			     phys_addr_t phys, size_t max)
@@ -607,7 +675,7 @@ static void unmap_unpin_record(struct vfio_async_container *c,
 	struct unpin_batch batch;
 	size_t off = start_off;
 
-	batch.nr = 0;
+	unpin_batch_init(&batch);
 	iommu_iotlb_gather_init(&gather);
 	while (off < end_off) {
 		dma_addr_t iova = dma->iova + off;
@@ -627,12 +695,13 @@ static void unmap_unpin_record(struct vfio_async_container *c,
 
 		batch.runs[batch.nr].pfn = PHYS_PFN(phys);
 		batch.runs[batch.nr].npages = unmapped >> PAGE_SHIFT;
-		if (++batch.nr == UNPIN_BATCH)
+		if (++batch.nr == batch.max)
 			flush_and_unpin(c, domain, &gather, dma, &batch);
 		off += unmapped;
 		cond_resched();
 	}
 	flush_and_unpin(c, domain, &gather, dma, &batch);
+	unpin_batch_free(&batch);
 }
 
 /**

@@ -514,9 +514,6 @@ void vfio_async_unmap_all(struct vfio_async_container *c,
 			  struct vfio_async_dma *dma);
 void vfio_async_forget_dma(struct vfio_async_container *c,
 			   struct vfio_async_dma *dma);
-void vfio_async_unmap_chunks_from(struct iommu_domain *to,
-				  struct vfio_async_dma *dma,
-				  unsigned long limit);
 int vfio_async_replay(struct vfio_async_container *c,
 		      struct vfio_async_domain *from,
 		      struct vfio_async_domain *to);

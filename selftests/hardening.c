@@ -561,6 +561,53 @@ static void *hog_thread(void *arg)
 }
 
 /*
+ * An unmap of a mapping made at once and mapped whole does not wait for
+ * another thread's long MAP_DMA in the same container (nothing of the
+ * first can be in flight). Type1 holds its lock across the pin, so there
+ * it waits: ours only. The other map completes, and is intact.
+ */
+TEST_F_TIMEOUT(hardening, unmap_does_not_wait_for_another_map, 300)
+{
+	const size_t big = 1 * GiB, small = 2 * MiB;
+	struct sync_map sm = { .c = self->v.container, .iova = IOVA_HI + GiB,
+			       .size = big };
+	int c = self->v.container;
+	uint8_t *s1;
+	pthread_t t;
+	long t0, ms;
+	int done;
+
+	RETURN_IF_SKIPPED();
+	if (!ours(variant))
+		SKIP(return, "type1 holds its lock across the pin: the unmap waits");
+	s1 = fresh(small, true);
+	sm.mem = fresh(big, false);
+	ASSERT_TRUE(s1 && sm.mem);
+	ASSERT_OK(vfio_map(c, IOVA_HI, s1, small, VFIO_RW));
+	dma_lands(_metadata, self, IOVA_HI, s1, 0x73);
+
+	sm.ret = -EINPROGRESS;
+	ASSERT_EQ(0, pthread_create(&t, NULL, sync_map_thread, &sm));
+	usleep(300 * 1000);
+	t0 = now_ms();
+	unmap_one(_metadata, c, IOVA_HI, small);
+	ms = now_ms() - t0;
+	done = __atomic_load_n(&sm.ret, __ATOMIC_ACQUIRE) != -EINPROGRESS;
+	pthread_join(t, NULL);
+	TH_LOG("unmap took %ld ms while a 1 GiB MAP_DMA ran (%ld ms in all)",
+	       ms, sm.ms);
+	EXPECT_FALSE(done);
+	EXPECT_LT(ms, 500);
+	ASSERT_OK(sm.ret);
+	dma_lands(_metadata, self, IOVA_HI + GiB + big - P,
+		  (uint8_t *)sm.mem + big - P, 0x74);
+	unmap_one(_metadata, c, IOVA_HI + GiB, big);
+	munmap(sm.mem, big);
+	munmap(s1, small);
+	expect_baseline(_metadata, self, "after both");
+}
+
+/*
  * Tenant A's chunks are slow (cold memory, faulted and zeroed as it is
  * pinned), B's are quick (prefaulted): with the threads handed out chunk
  * by chunk, A would end up holding all of them. A may hold only its share
