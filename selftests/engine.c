@@ -253,6 +253,18 @@ static void lands_at(struct __test_metadata *_metadata, struct edu *e,
 	EXPECT_EQ(0, memcmp(va + off, data, sizeof(data)));
 }
 
+/* Nothing is left mapped at IOVA_ENGINE: a piece maps there, and unmaps. */
+static void iova_free_again(struct __test_metadata *_metadata, int container,
+			    uint8_t *va)
+{
+	uint64_t unmapped;
+
+	ASSERT_OK(vfio_map(container, IOVA_ENGINE, va, SPLIT_PIECE, VFIO_RW));
+	ASSERT_OK(vfio_unmap(container, IOVA_ENGINE, SPLIT_PIECE, 0,
+			     &unmapped));
+	EXPECT_EQ(SPLIT_PIECE, unmapped);
+}
+
 /*
  * A large MAP_DMA is pinned by its caller and a helper thread (threads=2,
  * the default): the helper's pieces are counted, and both ends of every
@@ -313,7 +325,6 @@ TEST_F_TIMEOUT(engine, large_map_is_shared_with_a_helper, 600)
 TEST_F_TIMEOUT(engine, a_late_piece_failing_undoes_the_others, 600)
 {
 	long pins0, pins1, lck0, lck1, helped0 = 0, helped1 = 0;
-	uint64_t unmapped;
 	uint8_t *va;
 	int fd;
 
@@ -341,11 +352,7 @@ TEST_F_TIMEOUT(engine, a_late_piece_failing_undoes_the_others, 600)
 	EXPECT_EQ(pins0, pins1);
 	EXPECT_EQ(lck0, lck1);
 
-	ASSERT_OK(vfio_map(self->v.container, IOVA_ENGINE, va, SPLIT_PIECE,
-			   VFIO_RW));
-	ASSERT_OK(vfio_unmap(self->v.container, IOVA_ENGINE, SPLIT_PIECE, 0,
-			     &unmapped));
-	EXPECT_EQ(SPLIT_PIECE, unmapped);
+	iova_free_again(_metadata, self->v.container, va);
 	munmap(va, SPLIT_SIZE);
 	close(fd);
 }
@@ -400,7 +407,6 @@ TEST_F_TIMEOUT(engine, killed_during_a_large_map_leaves_nothing, 600)
 {
 	const size_t size = 4 * SPLIT_SIZE;
 	long pins0, pins1, t_kill, waited;
-	uint64_t unmapped;
 	int status;
 	uint8_t *va;
 	pid_t pid;
@@ -426,11 +432,7 @@ TEST_F_TIMEOUT(engine, killed_during_a_large_map_leaves_nothing, 600)
 	EXPECT_EQ(pins0, pins1);
 
 	va = cold_anon(_metadata, SPLIT_PIECE);
-	ASSERT_OK(vfio_map(self->v.container, IOVA_ENGINE, va, SPLIT_PIECE,
-			   VFIO_RW));
-	ASSERT_OK(vfio_unmap(self->v.container, IOVA_ENGINE, SPLIT_PIECE, 0,
-			     &unmapped));
-	EXPECT_EQ(SPLIT_PIECE, unmapped);
+	iova_free_again(_metadata, self->v.container, va);
 	munmap(va, SPLIT_PIECE);
 }
 
