@@ -2,21 +2,27 @@
 /*
  * map-bench: hand guest-RAM-like memory (fresh anonymous memory, not
  * faulted in, as a VMM has it at start) to the IOMMU in three ways, in the
- * same VM, and time each:
+ * same VM, and time each beside the floor:
  *
  *   type1     VFIO_IOMMU_MAP_DMA on stock vfio_iommu_type1
  *   async     VFIO_IOMMU_MAP_DMA on vfio_iommu_async
+ *   floor1    no IOMMU at all: MADV_POPULATE_WRITE of the same fresh
+ *             memory by one thread, the cost of allocating and zeroing it
+ *             that any pin of cold memory pays too
+ *   floorN    the same by one thread per online CPU
  *   deferred  VFIO_IOMMU_MAP_DMA_DEFERRED on vfio_iommu_async: the time the
  *             call takes (the best of CALL_TRIALS calls, each unmapped at
  *             once: under TCG a single call can be preempted for
  *             milliseconds), and the time until the background has mapped
  *             it all (polling VFIO_IOMMU_ASYNC_GET_STATUS every millisecond)
  *
- * Every mapping is proven by a DMA from edu to its first and last page.
+ * Memory is 4 KiB pages (-b 4k, the default: THP refused) or THP (-b thp),
+ * not faulted in, or faulted in first (-p). Every mapping is proven by a
+ * DMA from edu to its first and last page.
  * With -e ENTRIES, deferred mode hands SIZE over as that many equal
  * mappings, back to back: the sweep's cost per mapping.
  *
- *   map-bench [-r REPEAT] [-m type1,async,deferred] [-e ENTRIES] [-j] SIZE_MIB...
+ *   map-bench [-r REPEAT] [-m type1,async,deferred,floor1,floorN] [-b 4k|thp] [-p] [-e ENTRIES] [-j] SIZE_MIB...
  *
  * Prints a table (best of REPEAT per cell), and with -j one JSON line per
  * size prefixed "map-bench-json: ". Needs VFIO_GROUP and VFIO_BDF
@@ -24,6 +30,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,10 +47,12 @@
 #define IOVA_BENCH	0x100000000ULL	/* 4 GiB: above the VT-d MSI window */
 #define CALL_TRIALS	5
 
-enum mode { MODE_TYPE1, MODE_ASYNC, MODE_DEFERRED, NR_MODES };
+enum mode { MODE_TYPE1, MODE_ASYNC, MODE_DEFERRED, MODE_FLOOR1, MODE_FLOORN,
+	    NR_MODES };
 
 static const char *const mode_names[NR_MODES] = { "type1", "async",
-						   "deferred" };
+						   "deferred", "floor1",
+						   "floorN" };
 
 struct result {
 	double map_s;		/* the map call */
@@ -79,6 +88,100 @@ static int prime_marker(struct edu *e)
 }
 
 static unsigned long entries = 1;
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE	23
+#endif
+
+#define HUGE_2M		(2UL << 20)
+
+static bool thp;		/* -b thp: 2 MiB pages, else 4 KiB ones */
+static bool prefault;		/* -p: faulted in before the map */
+
+/*
+ * Fresh memory as a VMM has it: 4 KiB pages (THP refused, as Debian's
+ * kernels would otherwise give huge pages wherever they fit) or THP, 2 MiB
+ * aligned; faulted in first with -p. Freed with bench_free().
+ */
+static uint8_t *bench_alloc(size_t size)
+{
+	size_t len = size + (thp ? HUGE_2M : 0);
+	uint8_t *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	uintptr_t a;
+
+	if (p == MAP_FAILED)
+		return NULL;
+	a = thp ? ((uintptr_t)p + HUGE_2M - 1) & ~(HUGE_2M - 1) : (uintptr_t)p;
+	if (thp && a > (uintptr_t)p)
+		munmap(p, a - (uintptr_t)p);
+	if (thp && a + size < (uintptr_t)p + len)
+		munmap((void *)(a + size), (uintptr_t)p + len - (a + size));
+	madvise((void *)a, size, thp ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
+	if (prefault)
+		madvise((void *)a, size, MADV_POPULATE_WRITE);
+	return (uint8_t *)a;
+}
+
+struct populate_part {
+	pthread_t thread;
+	uint8_t *va;
+	size_t len;
+	int ret;
+};
+
+static void *populate_part(void *arg)
+{
+	struct populate_part *p = arg;
+
+	p->ret = madvise(p->va, p->len, MADV_POPULATE_WRITE) ? -errno : 0;
+	return NULL;
+}
+
+/*
+ * The floor: user space faulting the same fresh memory in (allocating and
+ * zeroing it, which any pin of cold memory must do too), with @nr threads
+ * on equal parts.
+ */
+static int bench_floor(size_t size, long nr, struct result *r)
+{
+	struct populate_part parts[64];
+	size_t part = (size / nr + 4095) & ~4095UL;
+	uint8_t *buf;
+	double t;
+	long i;
+	int ret = 0;
+
+	buf = bench_alloc(size);
+	if (!buf)
+		return -errno;
+	t = now();
+	for (i = 0; i < nr; i++) {
+		parts[i].va = buf + i * part;
+		parts[i].len = i == nr - 1 ? size - i * part : part;
+		parts[i].ret = -ECHILD;
+		if (pthread_create(&parts[i].thread, NULL, populate_part,
+				   &parts[i]))
+			break;
+	}
+	nr = i;
+	for (i = 0; i < nr; i++) {
+		pthread_join(parts[i].thread, NULL);
+		ret = ret ? ret : parts[i].ret;
+	}
+	r->map_s = r->complete_s = now() - t;
+	t = now();
+	munmap(buf, size);
+	r->unmap_s = now() - t;
+	return ret;
+}
+
+static long online_cpus(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	return n < 1 ? 1 : n > 64 ? 64 : n;
+}
 
 /* @size as @entries deferred mappings; all of them or none. */
 static int map_deferred(int container, uint8_t *buf, size_t size)
@@ -149,6 +252,9 @@ static int bench_one(enum mode mode, size_t size, struct result *r)
 	double t;
 	int ret;
 
+	if (mode == MODE_FLOOR1 || mode == MODE_FLOORN)
+		return bench_floor(size, mode == MODE_FLOOR1 ? 1 : online_cpus(),
+				   r);
 	vfio_dev_init(&d);
 	ret = vfio_dev_open_env(&d, type);
 	if (ret) {
@@ -164,9 +270,8 @@ static int bench_one(enum mode mode, size_t size, struct result *r)
 	if (ret)
 		goto out_close;
 
-	buf = mmap(NULL, size, PROT_READ | PROT_WRITE,
-		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (buf == MAP_FAILED) {
+	buf = bench_alloc(size);
+	if (!buf) {
 		ret = -errno;
 		goto out_close;
 	}
@@ -177,9 +282,8 @@ static int bench_one(enum mode mode, size_t size, struct result *r)
 			goto out_unmap_mem;
 		/* The background faulted some of it in meanwhile: start afresh. */
 		munmap(buf, size);
-		buf = mmap(NULL, size, PROT_READ | PROT_WRITE,
-			   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-		if (buf == MAP_FAILED) {
+		buf = bench_alloc(size);
+		if (!buf) {
 			ret = -errno;
 			goto out_close;
 		}
@@ -221,20 +325,37 @@ out_close:
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: map-bench [-r REPEAT] [-m type1,async,deferred] [-e ENTRIES] [-j] SIZE_MIB...\n");
+	fprintf(stderr, "usage: map-bench [-r REPEAT] [-m type1,async,deferred,floor1,floorN] [-b 4k|thp] [-p] [-e ENTRIES] [-j] SIZE_MIB...\n");
 	exit(2);
+}
+
+/* The module's threads parameter, 0 when it is not loaded. */
+static long module_threads(void)
+{
+	FILE *f = fopen("/sys/module/vfio_iommu_async/parameters/threads", "r");
+	long n = 0;
+
+	if (f) {
+		if (fscanf(f, "%ld", &n) != 1)
+			n = 0;
+		fclose(f);
+	}
+	return n;
 }
 
 static void print_json(size_t size, const bool *on, const struct result *best)
 {
 	int k;
 
-	printf("map-bench-json: {\"size_mib\": %zu, \"entries\": %lu", size / MIB,
-	       entries);
+	printf("map-bench-json: {\"size_mib\": %zu, \"entries\": %lu, \"threads\": %ld, \"memory\": \"%s\", \"prefaulted\": %s",
+	       size / MIB, entries, module_threads(), thp ? "thp" : "4k",
+	       prefault ? "true" : "false");
 	for (k = 0; k < NR_MODES; k++) {
 		if (!on[k])
 			continue;
-		printf(", \"%s_map_s\": %.6f", mode_names[k], best[k].map_s);
+		printf(", \"%s_map_s\": %.6f, \"%s_unmap_s\": %.6f",
+		       mode_names[k], best[k].map_s, mode_names[k],
+		       best[k].unmap_s);
 		if (k == MODE_DEFERRED)
 			printf(", \"deferred_complete_s\": %.6f",
 			       best[k].complete_s);
@@ -244,11 +365,17 @@ static void print_json(size_t size, const bool *on, const struct result *best)
 
 int main(int argc, char **argv)
 {
-	bool on[NR_MODES] = { true, true, true }, json = false;
+	bool on[NR_MODES] = { true, true, true, true, true }, json = false;
 	int repeat = 1, opt, i, k, status = 0;
 
-	while ((opt = getopt(argc, argv, "r:m:e:j")) != -1) {
-		if (opt == 'r') {
+	while ((opt = getopt(argc, argv, "r:m:e:jb:p")) != -1) {
+		if (opt == 'b') {
+			thp = !strcmp(optarg, "thp");
+			if (!thp && strcmp(optarg, "4k"))
+				usage();
+		} else if (opt == 'p') {
+			prefault = true;
+		} else if (opt == 'r') {
 			repeat = atoi(optarg);
 		} else if (opt == 'e') {
 			entries = strtoul(optarg, NULL, 0);
@@ -273,6 +400,8 @@ int main(int argc, char **argv)
 		}
 	}
 
+	printf("module threads=%ld, %s memory%s\n", module_threads(),
+	       thp ? "THP" : "4 KiB", prefault ? ", prefaulted" : "");
 	printf("%-9s %9s %12s %12s %10s\n", "mode", "size_MiB", "call_s",
 	       "all_mapped_s", "unmap_s");
 	for (i = optind; i < argc; i++) {
@@ -303,6 +432,16 @@ int main(int argc, char **argv)
 			       best[MODE_TYPE1].map_s / best[MODE_DEFERRED].map_s,
 			       best[MODE_DEFERRED].complete_s /
 			       best[MODE_TYPE1].map_s);
+		if (on[MODE_TYPE1] && on[MODE_ASYNC])
+			printf("%-9s %9zu   MAP_DMA: async / type1 = %.2f\n",
+			       "ratio", size / MIB,
+			       best[MODE_ASYNC].map_s / best[MODE_TYPE1].map_s);
+		if (on[MODE_FLOORN] && on[MODE_ASYNC] && on[MODE_DEFERRED])
+			printf("%-9s %9zu   against floorN: async %.2f, deferred all mapped %.2f\n",
+			       "ratio", size / MIB,
+			       best[MODE_ASYNC].map_s / best[MODE_FLOORN].map_s,
+			       best[MODE_DEFERRED].complete_s /
+			       best[MODE_FLOORN].map_s);
 		if (json)
 			print_json(size, on, best);
 		fflush(stdout);
