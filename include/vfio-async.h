@@ -98,7 +98,8 @@ struct vfio_async_range {
 };
 
 /*
- * Return once every 2 MiB chunk the ranges touch is mapped (the calling
+ * Return once every chunk (2 MiB, or the hugetlbfs page size: see
+ * VFIO_IOMMU_MAP_DMA_DEFERRED) the ranges touch is mapped (the calling
  * thread helps). Ranges: page aligned, ascending, not overlapping. On an
  * error of a range, *@error_iova (if not NULL) is its IOVA.
  */

@@ -358,6 +358,8 @@ static int add_domain(struct vfio_async_container *c,
 	if (ret)
 		return ret;
 
+	d->pgsizes = d->domain->pgsize_bitmap;
+
 	if (!list_empty(&c->domains))
 		from = list_first_entry(&c->domains, struct vfio_async_domain,
 					next);
@@ -413,7 +415,8 @@ int vfio_async_attach_group(void *iommu_data, struct iommu_group *iommu_group,
 		ret = PTR_ERR(fresh);
 		goto err_free_group;
 	}
-	d = join_existing_domain(c, fresh->domain->ops, g);
+	d = READ_ONCE(vfio_async_join_domains) ?
+	    join_existing_domain(c, fresh->domain->ops, g) : NULL;
 	if (d) {
 		free_domain(fresh);
 		fresh = NULL;
@@ -464,6 +467,8 @@ void vfio_async_detach_group(void *iommu_data, struct iommu_group *iommu_group)
 	struct vfio_async_domain *d;
 	struct vfio_async_group *g;
 	LIST_HEAD(ranges);
+	bool emptied;
+	long held;
 
 	mutex_lock(&c->lock);
 	vfio_async_quiesce(c);
@@ -475,7 +480,9 @@ void vfio_async_detach_group(void *iommu_data, struct iommu_group *iommu_group)
 	 * The last domain holds the only record of the pinned PFNs: unpin
 	 * through it before it goes. The mappings go too, as with type1.
 	 */
-	if (list_is_singular(&d->groups) && list_is_singular(&c->domains))
+	emptied = list_is_singular(&d->groups) &&
+		  list_is_singular(&c->domains);
+	if (emptied)
 		remove_all_dmas(c);
 
 	iommu_detach_group(d->domain, iommu_group);
@@ -490,6 +497,9 @@ void vfio_async_detach_group(void *iommu_data, struct iommu_group *iommu_group)
 		 * first run by run, as type1 frees it.
 		 */
 		list_del(&d->next);
+		held = vfio_async_forget_pages(c, d);
+		/* Unmapped page by page just now, it must hold none. */
+		WARN_ON_ONCE(emptied && held);
 		free_domain(d);
 		update_pgsize_bitmap(c);
 	}

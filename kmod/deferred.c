@@ -25,12 +25,13 @@
 #include <linux/interval_tree_generic.h>
 #include <linux/sched/mm.h>
 #include <linux/sched/task.h>
+#include <linux/sizes.h>
 #include <linux/slab.h>
 
 #include "vfio_async.h"
 
-/* The most chunks a request's span is mapped in at once: 32 MiB. */
-#define SPAN_MAX_CHUNKS		16
+/* The most a request's span maps at once: 32 MiB, or one chunk. */
+#define SPAN_MAX_BYTES		SZ_32M
 
 /* The most MAP_NEXT entries queued per container. */
 #define AHEAD_MAX		4096
@@ -51,20 +52,46 @@ static unsigned long *chunk_bitmap_alloc(unsigned long nchunks)
 			GFP_KERNEL_ACCOUNT);
 }
 
+/*
+ * The chunk size of a new mapping whose memory has pages of 1 << @page_shift
+ * bytes (the largest for one made at once, the smallest for a deferred
+ * one). A deferred chunk is a huge page only where the IOMMU can map it as
+ * one (its IOVA and address equally aligned, a page size of every
+ * domain): otherwise a request would wait for all of it for nothing.
+ */
+static unsigned int chunk_shift_for(struct vfio_async_container *c,
+				    dma_addr_t iova, unsigned long vaddr,
+				    bool deferred, unsigned int page_shift)
+{
+	if (!deferred)
+		return max_t(unsigned int, page_shift,
+			     VFIO_ASYNC_CHUNK_SHIFT_SYNC);
+	if (page_shift > VFIO_ASYNC_CHUNK_SHIFT_DEFERRED &&
+	    !((iova ^ vaddr) & (BIT_ULL(page_shift) - 1)) &&
+	    (c->pgsize_bitmap & BIT_ULL(page_shift)))
+		return page_shift;
+	return VFIO_ASYNC_CHUNK_SHIFT_DEFERRED;
+}
+
 /**
  * vfio_async_dma_alloc - a new mapping, all of its chunks unmapped
+ * @c: container, lock held
  * @iova: first IOVA
  * @size: bytes, > 0, without wrap
  * @vaddr: user address in current->mm
  * @prot: IOMMU_READ and/or IOMMU_WRITE
  * @deferred: mapped by the background; then every chunk starts pending
+ * @page_shift: log2 of the page size that sets its chunk size
  */
-struct vfio_async_dma *vfio_async_dma_alloc(dma_addr_t iova, size_t size,
+struct vfio_async_dma *vfio_async_dma_alloc(struct vfio_async_container *c,
+					    dma_addr_t iova, size_t size,
 					    unsigned long vaddr, int prot,
-					    bool deferred)
+					    bool deferred,
+					    unsigned int page_shift)
 {
 	struct vfio_async_dma *dma = kzalloc(sizeof(*dma), GFP_KERNEL_ACCOUNT);
 
+	lockdep_assert_held(&c->lock);
 	if (!dma)
 		return NULL;
 
@@ -74,8 +101,10 @@ struct vfio_async_dma *vfio_async_dma_alloc(dma_addr_t iova, size_t size,
 	dma->vaddr = vaddr;
 	dma->prot = prot;
 	dma->deferred = deferred;
-	dma->nchunks = ((iova + size - 1) >> VFIO_ASYNC_CHUNK_SHIFT) -
-		       (iova >> VFIO_ASYNC_CHUNK_SHIFT) + 1;
+	dma->chunk_shift = chunk_shift_for(c, iova, vaddr, deferred,
+					   page_shift);
+	dma->nchunks = ((iova + size - 1) >> dma->chunk_shift) -
+		       (iova >> dma->chunk_shift) + 1;
 
 	dma->mapped = chunk_bitmap_alloc(dma->nchunks);
 	if (!dma->mapped)
@@ -129,19 +158,19 @@ void vfio_async_dma_free(struct vfio_async_dma *dma)
  * @start_off: receives the offset of the first byte
  * @end_off: receives the offset after the last byte
  *
- * Chunks are cut at 2 MiB boundaries of IOVA space, so the first and last
- * chunk of a mapping may be shorter.
+ * Chunks are cut at IOVA multiples of the chunk size, so the first and
+ * last chunk of a mapping may be shorter.
  */
 void vfio_async_chunk_span(struct vfio_async_dma *dma, unsigned long first,
 			   unsigned long end, size_t *start_off,
 			   size_t *end_off)
 {
-	dma_addr_t base = dma->iova >> VFIO_ASYNC_CHUNK_SHIFT;
+	dma_addr_t base = dma->iova >> dma->chunk_shift;
 
-	*start_off = first ? ((base + first) << VFIO_ASYNC_CHUNK_SHIFT) -
+	*start_off = first ? ((base + first) << dma->chunk_shift) -
 			     dma->iova : 0;
 	*end_off = end < dma->nchunks ?
-		   ((base + end) << VFIO_ASYNC_CHUNK_SHIFT) - dma->iova :
+		   ((base + end) << dma->chunk_shift) - dma->iova :
 		   dma->size;
 }
 
@@ -163,8 +192,7 @@ static size_t chunk_bytes(struct vfio_async_dma *dma, unsigned long *bitmap)
  * @c: container, lock held, with a domain
  * @dma: the mapping, not deferred, nothing of it mapped
  *
- * All or nothing, in one pass, so runs of contiguous memory are not cut at
- * chunk boundaries and 1 GiB pages stay 1 GiB in the IOMMU. Only for a
+ * All or nothing, in one pass. Only for a
  * first domain given mappings made before it, under the lock; VFIO
  * attaches groups before any map, so this does not happen in practice.
  */
@@ -261,7 +289,8 @@ static void unmap_chunks_from(struct iommu_domain *to,
 }
 
 /* Give domain @to the mapped chunks of @dma, as @from has them. */
-static int copy_chunks(struct iommu_domain *from, struct iommu_domain *to,
+static int copy_chunks(struct vfio_async_container *c,
+		       struct iommu_domain *from, struct vfio_async_domain *to,
 		       struct vfio_async_dma *dma)
 {
 	unsigned long first, end;
@@ -270,10 +299,10 @@ static int copy_chunks(struct iommu_domain *from, struct iommu_domain *to,
 
 	for_each_set_bitrange(first, end, dma->mapped, dma->nchunks) {
 		vfio_async_chunk_span(dma, first, end, &start_off, &end_off);
-		ret = vfio_async_copy_mappings(from, to, dma, start_off,
+		ret = vfio_async_copy_mappings(c, from, to, dma, start_off,
 					       end_off);
 		if (ret) {
-			unmap_chunks_from(to, dma, first);
+			unmap_chunks_from(to->domain, dma, first);
 			return ret;
 		}
 	}
@@ -304,7 +333,7 @@ int vfio_async_replay(struct vfio_async_container *c,
 	for (node = rb_first(&c->dma_tree); node; node = rb_next(node)) {
 		dma = rb_entry(node, struct vfio_async_dma, node);
 		if (from)
-			ret = copy_chunks(from->domain, to->domain, dma);
+			ret = copy_chunks(c, from->domain, to, dma);
 		else if (!dma->deferred)
 			ret = map_all_now(c, dma);
 		if (ret)
@@ -322,6 +351,9 @@ int vfio_async_replay(struct vfio_async_container *c,
 		else if (!dma->deferred)
 			vfio_async_unmap_all(c, dma);
 	}
+	/* Copies are unmapped from @to alone, not page by page. */
+	if (from)
+		vfio_async_forget_pages(c, to);
 	return ret;
 }
 
@@ -374,9 +406,15 @@ static void make_pending(struct vfio_async_container *c,
 	vfio_async_sweep_add(c, dma);
 }
 
+/* The most chunks of @dma one span of a request takes. */
+static unsigned long span_max_chunks(struct vfio_async_dma *dma)
+{
+	return max_t(unsigned long, 1, SPAN_MAX_BYTES >> dma->chunk_shift);
+}
+
 /*
  * Take the run of pending chunks at the front of @q, at most
- * SPAN_MAX_CHUNKS; entries with none left are dropped. chunk_lock held.
+ * span_max_chunks(); entries with none left are dropped. chunk_lock held.
  */
 static bool claim_queued(struct vfio_async_container *c, struct list_head *q,
 			 struct vfio_async_span *span)
@@ -396,7 +434,8 @@ static bool claim_queued(struct vfio_async_container *c, struct list_head *q,
 			continue;
 		}
 		end = find_next_zero_bit(p->dma->pending,
-					 min(p->end, first + SPAN_MAX_CHUNKS),
+					 min(p->end,
+					     first + span_max_chunks(p->dma)),
 					 first);
 		span->dma = p->dma;
 		span->first = first;
@@ -538,11 +577,11 @@ int vfio_async_map_span(struct vfio_async_container *c,
 {
 	size_t start_off, end_off;
 
+	if (span->queue == VFIO_ASYNC_Q_SYNC)
+		return vfio_async_pin_map_split(c, span->dma, span->first,
+						span->first + span->nr);
 	vfio_async_chunk_span(span->dma, span->first, span->first + span->nr,
 			      &start_off, &end_off);
-	if (span->queue == VFIO_ASYNC_Q_SYNC)
-		return vfio_async_pin_map_split(c, span->dma, start_off,
-						end_off);
 	return vfio_async_pin_map(c, span->dma, start_off, end_off,
 				  span->background, NULL);
 }
@@ -835,8 +874,7 @@ int vfio_async_check_ranges(const struct vfio_iommu_async_range *r,
 /* Chunk index of @iova in @dma, which holds it. */
 static unsigned long chunk_of(struct vfio_async_dma *dma, dma_addr_t iova)
 {
-	return (iova >> VFIO_ASYNC_CHUNK_SHIFT) -
-	       (dma->iova >> VFIO_ASYNC_CHUNK_SHIFT);
+	return (iova >> dma->chunk_shift) - (dma->iova >> dma->chunk_shift);
 }
 
 static dma_addr_t dma_last(struct vfio_async_dma *dma)

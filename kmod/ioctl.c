@@ -167,18 +167,27 @@ static int check_map_args(struct vfio_async_container *c,
 /*
  * A deferred range is pinned later, by threads every container shares, so
  * check now that all of it is mapped with the access asked for, and with
- * memory those threads can fault in without waiting on user space.
+ * memory those threads can fault in without waiting on user space. Either
+ * way, learn the pages behind it, which set its chunk size: a deferred
+ * mapping's chunk is its smallest page (a huge chunk only where every page
+ * is one), one made at once is shared out by its largest.
  */
-static int check_vaddr_range(struct map_request *req)
+static int look_at_vaddr_range(struct map_request *req,
+			       unsigned int *page_shift)
 {
+	unsigned long last = req->vaddr + req->size - 1;
 	struct mm_struct *mm = current->mm;
-	int ret;
+	unsigned int smallest, largest;
+	int ret = 0;
 
-	mmap_read_lock(mm);
-	ret = vfio_async_check_vaddr(mm, req->vaddr,
-				     req->vaddr + req->size - 1, req->prot,
-				     true);
+	if (mmap_read_lock_killable(mm))
+		return -EINTR;
+	if (req->deferred)
+		ret = vfio_async_check_vaddr(mm, req->vaddr, last, req->prot,
+					     true);
+	vfio_async_page_shifts(mm, req->vaddr, last, &smallest, &largest);
 	mmap_read_unlock(mm);
+	*page_shift = req->deferred ? smallest : largest;
 	return ret;
 }
 
@@ -242,18 +251,17 @@ static int do_map(struct vfio_async_container *c, struct map_request *req)
 {
 	struct vfio_async_span span;
 	struct vfio_async_dma *dma;
+	unsigned int page_shift;
 	bool to_map = false;
 	int ret;
 
 	mutex_lock(&c->lock);
-	ret = check_map_args(c, req);
-	if (!ret && req->deferred)
-		ret = check_vaddr_range(req);
+	ret = check_map_args(c, req) ?: look_at_vaddr_range(req, &page_shift);
 	if (ret)
 		goto out_unlock;
 
-	dma = vfio_async_dma_alloc(req->iova, req->size, req->vaddr, req->prot,
-				   req->deferred);
+	dma = vfio_async_dma_alloc(c, req->iova, req->size, req->vaddr,
+				   req->prot, req->deferred, page_shift);
 	if (!dma) {
 		ret = -ENOMEM;
 		goto out_unlock;

@@ -25,10 +25,15 @@ module_param_named(dma_entry_limit, vfio_async_dma_entry_limit, uint, 0644);
 MODULE_PARM_DESC(dma_entry_limit,
 		 "Maximum number of user DMA mappings per container, taken when the container is set up (default: 65535)");
 
-unsigned int vfio_async_threads = 2;
+bool vfio_async_join_domains = true;
+module_param_named(join_domains, vfio_async_join_domains, bool, 0644);
+MODULE_PARM_DESC(join_domains,
+		 "Put a new group into an existing IOMMU domain that accepts it (default: Y); N gives each group a domain of its own, mapped as a copy of the others: slower, for testing that copy");
+
+unsigned int vfio_async_threads;
 module_param_named(threads, vfio_async_threads, uint, 0444);
 MODULE_PARM_DESC(threads,
-		 "Background mapping threads, shared by all containers; also how many threads, its caller included, pin one large MAP_DMA; 1-64 (default: 2)");
+		 "Background mapping threads, shared by all containers; also how many threads, its caller included, pin one large MAP_DMA; 1-64, or 0 for one per online CPU up to 64 (default: 0)");
 
 static const struct vfio_iommu_driver_ops vfio_async_ops = {
 	.name			= "vfio-iommu-async",

@@ -29,6 +29,14 @@
  * its whole size when it was made (so the background can never fail for
  * lack of it), and pinning it charges nothing more.
  *
+ * IOMMU pages: a run never crosses a chunk boundary of its mapping, so an
+ * unmap of whole chunks finds the runs again as they were mapped, and each
+ * run becomes the pages iommu_map() makes of it: the largest size the
+ * domain offers that its IOVA and physical address are both aligned to and
+ * that fits. They are counted per domain and size as runs are mapped,
+ * copied and unmapped; an unmap that takes more than the run it asked for
+ * would mean a page crossed a run, and warns.
+ *
  * All or nothing: vfio_async_pin_map() either maps the whole range asked
  * for in every domain, or leaves none of it mapped or pinned. Callers own
  * the range as a span in flight (see vfio_async.h), which keeps the domain
@@ -43,6 +51,7 @@
 #include <linux/sched/mm.h>
 #include <linux/sched/task.h>
 #include <linux/shmem_fs.h>
+#include <linux/sizes.h>
 #include <linux/slab.h>
 #include <linux/userfaultfd_k.h>
 
@@ -72,6 +81,103 @@ struct unpin_batch {
 	struct pfn_run *runs;
 	struct pfn_run local[UNPIN_BATCH_MIN];
 };
+
+/* The counter of IOMMU pages of @size (4 KiB, 2 MiB, 1 GiB or other). */
+static unsigned int page_size_index(size_t size)
+{
+	switch (size) {
+	case SZ_4K:
+		return 0;
+	case SZ_2M:
+		return 1;
+	case SZ_1G:
+		return 2;
+	default:
+		return 3;
+	}
+}
+
+/*
+ * Count (@sign 1) or uncount (-1) the IOMMU pages domain @d holds for
+ * [@iova, @iova + @len) mapped at @phys, as iommu_map() cuts it: at each
+ * step the largest page size aligned and fitting, taken up to where a
+ * larger one could begin (only where both addresses are equally aligned
+ * to it).
+ */
+static void count_pages(struct vfio_async_container *c,
+			struct vfio_async_domain *d, dma_addr_t iova,
+			phys_addr_t phys, size_t len, long sign)
+{
+	long n[VFIO_ASYNC_NR_PAGE_SIZES] = { 0 };
+	unsigned long pgsizes = d->pgsizes;
+	unsigned int i;
+
+	while (len) {
+		unsigned long fit = pgsizes & GENMASK(__fls(len), 0);
+		unsigned long larger;
+		size_t size, count;
+
+		if (iova | phys)
+			fit &= GENMASK(__ffs(iova | phys), 0);
+		if (WARN_ON_ONCE(!fit))
+			break;
+		size = BIT(__fls(fit));
+		count = len / size;
+		larger = pgsizes & ~GENMASK(__fls(fit), 0);
+		if (larger) {
+			size_t next = BIT(__ffs(larger));
+
+			if (!((iova ^ phys) & (next - 1)))
+				count = min_t(size_t, count,
+					      (next - (iova & (next - 1))) / size);
+		}
+		n[page_size_index(size)] += count;
+		iova += count * size;
+		phys += count * size;
+		len -= count * size;
+	}
+	for (i = 0; i < VFIO_ASYNC_NR_PAGE_SIZES; i++) {
+		if (!n[i])
+			continue;
+		atomic_long_add(sign * n[i], &d->pages[i]);
+		vfio_async_count(c, VFIO_ASYNC_IOMMU_PAGES_4K + i, sign * n[i]);
+	}
+}
+
+/**
+ * vfio_async_forget_pages - take the IOMMU pages of @d out of the counts
+ * @c: container
+ * @d: a domain leaving @c without being unmapped page by page (freed
+ *     whole, or a failed replay target)
+ *
+ * Returns how many it held.
+ */
+long vfio_async_forget_pages(struct vfio_async_container *c,
+			     struct vfio_async_domain *d)
+{
+	long held = 0, n;
+	unsigned int i;
+
+	for (i = 0; i < VFIO_ASYNC_NR_PAGE_SIZES; i++) {
+		n = atomic_long_xchg(&d->pages[i], 0);
+		vfio_async_count(c, VFIO_ASYNC_IOMMU_PAGES_4K + i, -n);
+		held += n;
+	}
+	return held;
+}
+
+/* Bytes from @iova to the end of its chunk of @dma. */
+static size_t to_chunk_end(struct vfio_async_dma *dma, dma_addr_t iova)
+{
+	size_t chunk = BIT_ULL(dma->chunk_shift);
+
+	return chunk - (iova & (chunk - 1));
+}
+
+static bool chunk_starts_at(struct vfio_async_dma *dma, dma_addr_t iova)
+{
+	return !(iova & (BIT_ULL(dma->chunk_shift) - 1));
+}
 
 static bool pfn_is_pinned(unsigned long pfn)
 {
@@ -160,6 +266,37 @@ int vfio_async_check_vaddr(struct mm_struct *mm, unsigned long start,
 	}
 }
 
+/*
+ * log2 of the smallest and the largest page the VMAs [@start, @last] of
+ * @mm are made of: their hugetlbfs page size, PAGE_SHIFT for other memory,
+ * and PUD_SHIFT for device memory (mapped by the IOMMU in any size, never
+ * pinned or shared out). Holes count as nothing. mmap_lock held.
+ */
+void vfio_async_page_shifts(struct mm_struct *mm, unsigned long start,
+			    unsigned long last, unsigned int *smallest,
+			    unsigned int *largest)
+{
+	struct vm_area_struct *vma;
+	unsigned long addr = start;
+
+	mmap_assert_locked(mm);
+	*smallest = UINT_MAX;
+	*largest = PAGE_SHIFT;
+	while ((vma = find_vma(mm, addr)) && vma->vm_start <= last) {
+		unsigned int shift = vma->vm_flags & (VM_IO | VM_PFNMAP) ?
+				     PUD_SHIFT :
+				     __ffs(vma_kernel_pagesize(vma));
+
+		*smallest = min(*smallest, shift);
+		*largest = max(*largest, shift);
+		if (vma->vm_end - 1 >= last)
+			break;
+		addr = vma->vm_end;
+	}
+	if (*smallest == UINT_MAX)
+		*smallest = PAGE_SHIFT;
+}
+
 /* Release the pins of [pfn, pfn + npages); returns how many it released. */
 static unsigned long unpin_pfns(struct vfio_async_container *c,
 				unsigned long pfn, unsigned long npages,
@@ -229,6 +366,8 @@ static int map_run(struct vfio_async_container *c, struct vfio_async_dma *dma,
 		unpin_run(c, dma, run);
 		return ret;
 	}
+	list_for_each_entry(d, &c->domains, next)
+		count_pages(c, d, run->iova, PFN_PHYS(run->pfn), len, 1);
 	run->npages = 0;
 	return 0;
 }
@@ -365,14 +504,18 @@ static long keep_pinnable(struct vfio_async_container *c, struct page **pages,
 	return kept;
 }
 
-/* Extend @run by @pfn, mapping the run first if @pfn does not continue it. */
+/*
+ * Extend @run by @pfn, mapping the run first if @pfn does not continue it
+ * or begins a chunk.
+ */
 static int add_pfn(struct vfio_async_container *c, struct vfio_async_dma *dma,
 		   struct pfn_run *run, dma_addr_t iova, unsigned long pfn)
 {
 	int ret;
 
 	if (run->npages && pfn == run->pfn + run->npages &&
-	    pfn_is_pinned(pfn) == pfn_is_pinned(run->pfn)) {
+	    pfn_is_pinned(pfn) == pfn_is_pinned(run->pfn) &&
+	    !chunk_starts_at(dma, iova)) {
 		run->npages++;
 		return 0;
 	}
@@ -665,12 +808,16 @@ static size_t contiguous_len(struct iommu_domain *domain, dma_addr_t iova,
 	return len;
 }
 
-/* Unmap [@start_off, @end_off) of @dma from the record domain, and unpin. */
+/*
+ * Unmap [@start_off, @end_off) of @dma from the record domain, and unpin;
+ * its runs leave the page counts of every domain.
+ */
 static void unmap_unpin_record(struct vfio_async_container *c,
 			       struct iommu_domain *domain,
 			       struct vfio_async_dma *dma, size_t start_off,
 			       size_t end_off)
 {
+	struct vfio_async_domain *d;
 	struct iommu_iotlb_gather gather;
 	struct unpin_batch batch;
 	size_t off = start_off;
@@ -686,12 +833,16 @@ static void unmap_unpin_record(struct vfio_async_container *c,
 			off += PAGE_SIZE;
 			continue;
 		}
-		len = contiguous_len(domain, iova, phys, end_off - off);
+		len = min(end_off - off, to_chunk_end(dma, iova));
+		len = contiguous_len(domain, iova, phys, len);
 		unmapped = iommu_unmap_fast(domain, iova, len, &gather);
 		if (WARN_ON_ONCE(!unmapped)) {
 			off += PAGE_SIZE;
 			continue;
 		}
+		WARN_ON_ONCE(unmapped != len);
+		list_for_each_entry(d, &c->domains, next)
+			count_pages(c, d, iova, phys, unmapped, -1);
 
 		batch.runs[batch.nr].pfn = PHYS_PFN(phys);
 		batch.runs[batch.nr].npages = unmapped >> PAGE_SHIFT;
@@ -728,9 +879,14 @@ void vfio_async_unmap_unpin(struct vfio_async_container *c,
 	unmap_unpin_record(c, record->domain, dma, start_off, end_off);
 }
 
-/* Copy the mapping of [@start_off, @end_off) of @dma from @from into @to. */
-int vfio_async_copy_mappings(struct iommu_domain *from,
-			     struct iommu_domain *to,
+/*
+ * Copy the mapping of [@start_off, @end_off) of @dma from @from into @to,
+ * run by run as it was mapped, and count its pages. On failure nothing of
+ * the range is left in @to; its counts are the caller's to forget.
+ */
+int vfio_async_copy_mappings(struct vfio_async_container *c,
+			     struct iommu_domain *from,
+			     struct vfio_async_domain *to,
 			     struct vfio_async_dma *dma, size_t start_off,
 			     size_t end_off)
 {
@@ -746,17 +902,19 @@ int vfio_async_copy_mappings(struct iommu_domain *from,
 			ret = -EFAULT;
 			goto err;
 		}
-		len = contiguous_len(from, iova, phys, end_off - off);
-		ret = vfio_async_iommu_map(to, iova, phys, len,
+		len = min(end_off - off, to_chunk_end(dma, iova));
+		len = contiguous_len(from, iova, phys, len);
+		ret = vfio_async_iommu_map(to->domain, iova, phys, len,
 					   dma->prot | IOMMU_CACHE);
 		if (ret)
 			goto err;
+		count_pages(c, to, iova, phys, len, 1);
 		off += len;
 		cond_resched();
 	}
 	return 0;
 err:
 	if (off > start_off)
-		iommu_unmap(to, dma->iova + start_off, off - start_off);
+		iommu_unmap(to->domain, dma->iova + start_off, off - start_off);
 	return ret;
 }

@@ -19,10 +19,11 @@
  * and the mapping cannot change under them, and IOMMU drivers map disjoint
  * ranges of a domain concurrently.
  *
- * Pieces are 64 MiB or more: enough to pay for a helper and for charging
- * locked_vm once per piece (pages.c), and cut at IOVA multiples of their
- * size, never below the largest hugetlbfs page of the range, so that a cut
- * never splits a page the IOMMU could map whole.
+ * The pieces are the mapping's chunks: 64 MiB or its hugetlbfs page size
+ * if larger (see vfio_async.h), enough to pay for a helper and for
+ * charging locked_vm once per piece (pages.c), and a cut never splits a
+ * page the IOMMU could map whole. A range of less than two pieces' worth
+ * is not shared out.
  *
  * All or nothing, as vfio_async_pin_map(): the first piece that fails, or
  * the caller being killed, stops the others at their next batch, and the
@@ -34,27 +35,27 @@
 #include <linux/bitmap.h>
 #include <linux/cgroup.h>
 #include <linux/completion.h>
-#include <linux/hugetlb.h>
 #include <linux/kthread.h>
 #include <linux/mm.h>
 #include <linux/sched/mm.h>
 #include <linux/sched/signal.h>
-#include <linux/sizes.h>
 #include <linux/slab.h>
 
 #include "vfio_async.h"
 
-#define PIECE_MIN	SZ_64M
+#define SPLIT_MIN	(2 * BIT(VFIO_ASYNC_CHUNK_SHIFT_SYNC))
+/*
+ * The most helpers one map starts, whatever the thread count: each is
+ * made for the call and attached to the caller's cgroups.
+ */
+#define SPLIT_HELPERS_MAX	15
 
 /**
  * struct split_job - one mapping made at once, being pinned in pieces
  * @c: container
  * @dma: the mapping
- * @start_off: first byte, an offset in @dma
- * @end_off: end, exclusive
- * @first_len: length of piece 0 (up to the first cut)
- * @piece: length of the others (but the last)
- * @nr: number of pieces
+ * @first: its chunk that is piece 0
+ * @nr: number of pieces, chunks from @first
  * @next: the next piece to claim
  * @stop: set once a piece failed: the others give up at their next batch
  * @lock: protects @error and @error_piece
@@ -65,10 +66,7 @@
 struct split_job {
 	struct vfio_async_container *c;
 	struct vfio_async_dma *dma;
-	size_t start_off;
-	size_t end_off;
-	size_t first_len;
-	size_t piece;
+	unsigned long first;
 	unsigned long nr;
 	atomic_long_t next;
 	atomic_t stop;
@@ -84,48 +82,30 @@ struct split_helper {
 };
 
 /*
- * May [@start_off, @end_off) of @dma be shared out, and how long must a
- * piece be? 0 when the range holds memory a helper must not fault.
+ * May [@start_off, @end_off) of @dma be shared out? Not if it holds memory
+ * a helper must not fault.
  */
-static size_t piece_len(struct vfio_async_dma *dma, size_t start_off,
-			size_t end_off)
+static bool shareable(struct vfio_async_dma *dma, size_t start_off,
+		      size_t end_off)
 {
-	unsigned long addr = dma->vaddr + start_off;
-	unsigned long last = dma->vaddr + end_off - 1;
-	size_t len = PIECE_MIN;
+	int ret;
 
 	if (!mmget_not_zero(dma->mm))
-		return 0;
+		return false;
 	mmap_read_lock(dma->mm);
-	if (vfio_async_check_vaddr(dma->mm, addr, last, dma->prot, true)) {
-		len = 0;
-	} else {
-		struct vm_area_struct *vma;
-
-		/* check_vaddr() found the range covered by VMAs. */
-		while (addr <= last && (vma = vma_lookup(dma->mm, addr))) {
-			len = max_t(size_t, len, vma_kernel_pagesize(vma));
-			if (vma->vm_end - 1 >= last)
-				break;
-			addr = vma->vm_end;
-		}
-	}
+	ret = vfio_async_check_vaddr(dma->mm, dma->vaddr + start_off,
+				     dma->vaddr + end_off - 1, dma->prot, true);
 	mmap_read_unlock(dma->mm);
 	mmput(dma->mm);
-	return len;
+	return !ret;
 }
 
 /* Piece @i of @job: [*@lo, *@hi) of the mapping. */
 static void piece_bounds(const struct split_job *job, unsigned long i,
 			 size_t *lo, size_t *hi)
 {
-	if (!i) {
-		*lo = job->start_off;
-		*hi = job->start_off + job->first_len;
-		return;
-	}
-	*lo = job->start_off + job->first_len + (i - 1) * job->piece;
-	*hi = min(job->end_off, *lo + job->piece);
+	vfio_async_chunk_span(job->dma, job->first + i, job->first + i + 1,
+			      lo, hi);
 }
 
 /*
@@ -234,52 +214,37 @@ static void unmap_pieces(struct split_job *job)
 	}
 }
 
-/* Cut [@start_off, @end_off) of @dma at IOVA multiples of @piece. */
-static void job_cut(struct split_job *job, struct vfio_async_dma *dma,
-		    size_t start_off, size_t end_off, size_t piece)
-{
-	size_t len = end_off - start_off;
-	size_t head = (piece - ((dma->iova + start_off) & (piece - 1))) &
-		      (piece - 1);
-
-	job->start_off = start_off;
-	job->end_off = end_off;
-	job->piece = piece;
-	job->first_len = min(len, head ?: piece);
-	job->nr = 1 + DIV_ROUND_UP(len - job->first_len, piece);
-}
-
 /**
- * vfio_async_pin_map_split - vfio_async_pin_map() of a mapping made at
- *	once, by its caller and helpers
+ * vfio_async_pin_map_split - vfio_async_pin_map() of chunks [@first, @end)
+ *	of a mapping made at once, by its caller and helpers
  * @c: container, with at least one domain, no lock of ours held
- * @dma: the mapping, the range the caller's span in flight
- * @start_off: offset in @dma, page aligned
- * @end_off: offset in @dma, page aligned, exclusive
+ * @dma: the mapping, the chunks the caller's span in flight
+ * @first: first chunk
+ * @end: chunk after the last
  *
  * All or nothing. A range too small to share or holding memory helpers
  * must not fault, a module loaded with threads=1, or no memory for the
  * bookkeeping: the caller maps it alone.
  */
 int vfio_async_pin_map_split(struct vfio_async_container *c,
-			     struct vfio_async_dma *dma, size_t start_off,
-			     size_t end_off)
+			     struct vfio_async_dma *dma, unsigned long first,
+			     unsigned long end)
 {
 	struct split_job job = {
-		.c = c, .dma = dma, .error_piece = ULONG_MAX,
+		.c = c, .dma = dma, .first = first, .nr = end - first,
+		.error_piece = ULONG_MAX,
 	};
 	unsigned int nr_helpers = 0, want;
 	struct split_helper *helpers;
-	size_t piece;
+	size_t start_off, end_off;
 
-	piece = vfio_async_threads > 1 && end_off - start_off >= 2 * PIECE_MIN ?
-		piece_len(dma, start_off, end_off) : 0;
-	if (!piece)
+	vfio_async_chunk_span(dma, first, end, &start_off, &end_off);
+	if (vfio_async_threads < 2 || job.nr < 2 ||
+	    end_off - start_off < SPLIT_MIN ||
+	    !shareable(dma, start_off, end_off))
 		goto alone;
-	job_cut(&job, dma, start_off, end_off, piece);
-	want = min_t(unsigned long, vfio_async_threads - 1, job.nr - 1);
-	if (!want)
-		goto alone;
+	want = min3((unsigned long)vfio_async_threads - 1, job.nr - 1,
+		    (unsigned long)SPLIT_HELPERS_MAX);
 	helpers = kcalloc(want, sizeof(*helpers), GFP_KERNEL_ACCOUNT);
 	job.mapped = bitmap_zalloc(job.nr, GFP_KERNEL_ACCOUNT);
 	if (!helpers || !job.mapped)

@@ -41,6 +41,10 @@ const char *const vfio_async_counter_names[VFIO_ASYNC_NR_COUNTERS] = {
 	[VFIO_ASYNC_KICKS]		= "kicks",
 	[VFIO_ASYNC_CALLS]		= "calls",
 	[VFIO_ASYNC_CALLS_SUPPRESSED]	= "calls_suppressed",
+	[VFIO_ASYNC_IOMMU_PAGES_4K]	= "iommu_pages_4k",
+	[VFIO_ASYNC_IOMMU_PAGES_2M]	= "iommu_pages_2m",
+	[VFIO_ASYNC_IOMMU_PAGES_1G]	= "iommu_pages_1g",
+	[VFIO_ASYNC_IOMMU_PAGES_OTHER]	= "iommu_pages_other",
 };
 
 static struct kobject *vfio_async_kobj;

@@ -27,13 +27,18 @@
  * is the record used to find the PFNs to unpin (iommu_iova_to_phys()). So a
  * range is pinned exactly when it is mapped, and teardown needs no memory.
  *
- * Chunks: a mapping is cut at every 2 MiB boundary of IOVA space, so that a
- * chunk of THP or hugetlbfs memory can be one IOMMU superpage. A chunk is
- * pending, in flight (someone is pinning it with no lock held), mapped
- * (pinned and mapped in every domain), failed, or released (given back by
- * the balloon). Its state is one bit in one of four bitmaps of its mapping
- * (none for in flight): O(1) to look up once the mapping is found in the
- * rb-tree, in O(log n).
+ * Chunks: a mapping is cut at IOVA multiples of its chunk size, 2 MiB for
+ * a deferred mapping and 64 MiB for one made at once, or the mapping's
+ * hugetlbfs page size where that is larger (and, deferred, where the IOMMU
+ * can map such a page whole): a chunk of huge-page memory is then one IOMMU
+ * page, and the pieces a MAP_DMA is shared out in are its chunks. No IOMMU
+ * page crosses a chunk boundary (runs are cut there), so unmapping whole
+ * chunks never splits one, and what was mapped is found again run by run.
+ * A chunk is pending, in flight (someone is pinning it with no lock held),
+ * mapped (pinned and mapped in every domain), failed, or released (given
+ * back by the balloon). Its state is one bit in one of four bitmaps of its
+ * mapping (none for in flight): O(1) to look up once the mapping is found
+ * in the rb-tree, in O(log n).
  *
  * Order: chunks a MAP_NOW request waits for (the urgent queue) come first,
  * then those MAP_NEXT hints named (the ahead queue, in the order given),
@@ -102,13 +107,19 @@
 
 #define VFIO_ASYNC_VERSION	"0.2.0"
 
-#define VFIO_ASYNC_CHUNK_SHIFT	21
+/* Chunk sizes (see above), unless the memory's pages are larger. */
+#define VFIO_ASYNC_CHUNK_SHIFT_DEFERRED	21
+#define VFIO_ASYNC_CHUNK_SHIFT_SYNC	26
 
 /* Module parameters (main.c). */
 extern bool vfio_async_type1v2_dropin;
 extern bool vfio_async_allow_unsafe_interrupts;
 extern unsigned int vfio_async_dma_entry_limit;
 extern unsigned int vfio_async_threads;
+extern bool vfio_async_join_domains;
+
+/* IOMMU page sizes counted: 4 KiB, 2 MiB, 1 GiB and any other. */
+#define VFIO_ASYNC_NR_PAGE_SIZES	4
 
 /* Counters, kept per container and module-wide; one sysfs file each. */
 enum vfio_async_counter {
@@ -140,6 +151,11 @@ enum vfio_async_counter {
 	VFIO_ASYNC_KICKS,		/* kick eventfd signals received */
 	VFIO_ASYNC_CALLS,		/* call eventfd signals sent */
 	VFIO_ASYNC_CALLS_SUPPRESSED,	/* not sent: the VMM was reaping */
+	/* IOMMU page-table entries mapping it now, by size, all domains. */
+	VFIO_ASYNC_IOMMU_PAGES_4K,
+	VFIO_ASYNC_IOMMU_PAGES_2M,
+	VFIO_ASYNC_IOMMU_PAGES_1G,
+	VFIO_ASYNC_IOMMU_PAGES_OTHER,	/* any other size */
 	VFIO_ASYNC_NR_COUNTERS,
 };
 
@@ -165,6 +181,7 @@ extern const char *const vfio_async_counter_names[VFIO_ASYNC_NR_COUNTERS];
  * @size: bytes; @iova + @size - 1 does not wrap, @iova + @size may
  * @vaddr: user address backing @iova
  * @prot: IOMMU_READ and/or IOMMU_WRITE
+ * @chunk_shift: log2 of its chunk size (see above)
  * @nchunks: chunks in the mapping (see vfio_async_chunk_span())
  * @mapped: bitmap, chunks pinned and mapped in every domain
  * @pending: bitmap, deferred chunks nobody has claimed yet
@@ -189,6 +206,7 @@ struct vfio_async_dma {
 	size_t size;
 	unsigned long vaddr;
 	int prot;
+	unsigned int chunk_shift;
 	unsigned long nchunks;
 	unsigned long *mapped;
 	unsigned long *pending;
@@ -297,12 +315,18 @@ struct vfio_async_wait {
  * @domain: the IOMMU domain
  * @groups: struct vfio_async_group, attached to @domain
  * @enforce_cc: @domain blocks non-coherent (no-snoop) DMA
+ * @pgsizes: its page sizes when it joined the container, with which its
+ *	     pages are counted both ways (a driver may change the domain's)
+ * @pages: its page-table entries mapping the container's memory, by size
+ *	   (the VFIO_ASYNC_IOMMU_PAGES_* counters, from the 4K one on)
  */
 struct vfio_async_domain {
 	struct list_head next;
 	struct iommu_domain *domain;
 	struct list_head groups;
 	bool enforce_cc;
+	unsigned long pgsizes;
+	atomic_long_t pages[VFIO_ASYNC_NR_PAGE_SIZES];
 };
 
 struct vfio_async_group {
@@ -482,6 +506,11 @@ void vfio_async_free_iova_ranges(struct list_head *ranges);
 bool vfio_async_vma_deferrable(struct vm_area_struct *vma);
 int vfio_async_check_vaddr(struct mm_struct *mm, unsigned long start,
 			   unsigned long last, int prot, bool deferred);
+void vfio_async_page_shifts(struct mm_struct *mm, unsigned long start,
+			    unsigned long last, unsigned int *smallest,
+			    unsigned int *largest);
+long vfio_async_forget_pages(struct vfio_async_container *c,
+			     struct vfio_async_domain *d);
 int vfio_async_pin_map(struct vfio_async_container *c,
 		       struct vfio_async_dma *dma, size_t start_off,
 		       size_t end_off, bool background, const atomic_t *stop);
@@ -489,20 +518,23 @@ void vfio_async_unmap_unpin(struct vfio_async_container *c,
 			    struct vfio_async_dma *dma, size_t start_off,
 			    size_t end_off);
 int vfio_async_lock_acct(struct vfio_async_dma *dma, long npages);
-int vfio_async_copy_mappings(struct iommu_domain *from,
-			     struct iommu_domain *to,
+int vfio_async_copy_mappings(struct vfio_async_container *c,
+			     struct iommu_domain *from,
+			     struct vfio_async_domain *to,
 			     struct vfio_async_dma *dma, size_t start_off,
 			     size_t end_off);
 
 /* split.c */
 int vfio_async_pin_map_split(struct vfio_async_container *c,
-			     struct vfio_async_dma *dma, size_t start_off,
-			     size_t end_off);
+			     struct vfio_async_dma *dma, unsigned long first,
+			     unsigned long end);
 
 /* deferred.c */
-struct vfio_async_dma *vfio_async_dma_alloc(dma_addr_t iova, size_t size,
+struct vfio_async_dma *vfio_async_dma_alloc(struct vfio_async_container *c,
+					    dma_addr_t iova, size_t size,
 					    unsigned long vaddr, int prot,
-					    bool deferred);
+					    bool deferred,
+					    unsigned int page_shift);
 void vfio_async_dma_free(struct vfio_async_dma *dma);
 void vfio_async_chunk_span(struct vfio_async_dma *dma, unsigned long first,
 			   unsigned long end, size_t *start_off,

@@ -212,8 +212,10 @@ int vfio_async_workers_start(void)
 	unsigned int i;
 	int ret;
 
-	if (!vfio_async_threads || vfio_async_threads > 64) {
-		pr_err("threads=%u: must be 1-64\n", vfio_async_threads);
+	if (!vfio_async_threads)
+		vfio_async_threads = min(num_online_cpus(), 64U);
+	if (vfio_async_threads > 64) {
+		pr_err("threads=%u: must be 0-64\n", vfio_async_threads);
 		return -EINVAL;
 	}
 	if (thread_nice < MIN_NICE || thread_nice > MAX_NICE) {

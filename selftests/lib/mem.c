@@ -16,6 +16,8 @@
 #define MAP_HUGE_SHIFT 26
 #endif
 #define MAP_HUGE_2MB (21 << MAP_HUGE_SHIFT)
+#define MAP_HUGE_1GB (30 << MAP_HUGE_SHIFT)
+#define SZ_1G (1UL << 30)
 
 static int neg_errno(void)
 {
@@ -31,13 +33,15 @@ const char *mem_backing_name(enum mem_backing b)
 		return "THP";
 	case MEM_HUGETLB:
 		return "hugetlb 2 MiB";
+	case MEM_HUGETLB_1G:
+		return "hugetlb 1 GiB";
 	}
 	return "?";
 }
 
 size_t mem_granule(enum mem_backing b)
 {
-	return b == MEM_ANON ? PAGE_4K : SZ_2M;
+	return b == MEM_ANON ? PAGE_4K : b == MEM_HUGETLB_1G ? SZ_1G : SZ_2M;
 }
 
 long smaps_anon_huge_kb(const void *addr)
@@ -112,9 +116,10 @@ int mem_alloc(struct mem_buf *m, enum mem_backing b, size_t size)
 		break;
 	}
 	case MEM_HUGETLB:
+	case MEM_HUGETLB_1G:
 		p = mmap(NULL, size, PROT_READ | PROT_WRITE,
-			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB | MAP_HUGE_2MB,
-			 -1, 0);
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB |
+			 (b == MEM_HUGETLB ? MAP_HUGE_2MB : MAP_HUGE_1GB), -1, 0);
 		if (p == MAP_FAILED)
 			return -ENOMEM;
 		m->map_base = p;
@@ -188,40 +193,65 @@ int slab_settled_kb(long *kb)
 	return meminfo_kb("Slab", kb);
 }
 
-#define NR_HUGEPAGES "/proc/sys/vm/nr_hugepages"
+#define HUGEPAGES_DIR "/sys/kernel/mm/hugepages/hugepages-%ldkB/%s"
 
-int hugetlb_reserve(long npages, long *old)
+static int pool_read(long kb, const char *file, long *val)
 {
-	long total, free_pages, hsize;
+	char path[128];
+
+	snprintf(path, sizeof(path), HUGEPAGES_DIR, kb, file);
+	return sysfs_read_long(path, val);
+}
+
+static int pool_set(long kb, long npages)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), HUGEPAGES_DIR, kb, "nr_hugepages");
+	return sysfs_write_long(path, npages);
+}
+
+int hugetlb_reserve_kb(long kb, long npages, long *old)
+{
+	long total, free_pages;
 	int ret;
 
 	*old = -1;
-	if (meminfo_kb("Hugepagesize", &hsize) || hsize != 2048)
-		return -ENOTSUP;
-	ret = sysfs_read_long(NR_HUGEPAGES, &total);
+	ret = pool_read(kb, "nr_hugepages", &total);
 	if (ret)
-		return ret;
-	ret = meminfo_kb("HugePages_Free", &free_pages);
+		return ret == -ENOENT ? -ENOTSUP : ret;
+	ret = pool_read(kb, "free_hugepages", &free_pages);
 	if (ret)
 		return ret;
 	if (free_pages >= npages)
 		return 0;
-	ret = sysfs_write_long(NR_HUGEPAGES, total + npages - free_pages);
+	ret = pool_set(kb, total + npages - free_pages);
 	if (ret)
 		return ret;
 	*old = total;
-	if (meminfo_kb("HugePages_Free", &free_pages) || free_pages < npages) {
-		hugetlb_restore(*old);
+	if (pool_read(kb, "free_hugepages", &free_pages) ||
+	    free_pages < npages) {
+		hugetlb_restore_kb(kb, *old);
 		*old = -1;
 		return -ENOMEM;
 	}
 	return 0;
 }
 
-void hugetlb_restore(long old)
+void hugetlb_restore_kb(long kb, long old)
 {
 	if (old >= 0)
-		sysfs_write_long(NR_HUGEPAGES, old);
+		pool_set(kb, old);
+}
+
+int hugetlb_reserve(long npages, long *old)
+{
+	return hugetlb_reserve_kb(2048, npages, old);
+}
+
+void hugetlb_restore(long old)
+{
+	hugetlb_restore_kb(2048, old);
 }
 
 /* splitmix64: a good 64-bit mix, so neighbouring seeds look unrelated. */

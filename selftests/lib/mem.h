@@ -16,10 +16,11 @@ enum mem_backing {
 	MEM_ANON,	/* 4 KiB anonymous pages (MADV_NOHUGEPAGE) */
 	MEM_THP,	/* 2 MiB aligned anonymous + MADV_HUGEPAGE */
 	MEM_HUGETLB,	/* MAP_HUGETLB, 2 MiB pages */
+	MEM_HUGETLB_1G,	/* MAP_HUGETLB, 1 GiB pages */
 };
 
 struct mem_buf {
-	uint8_t *va;		/* 2 MiB aligned for THP and hugetlb */
+	uint8_t *va;		/* aligned to its huge page size */
 	size_t size;
 	void *map_base;		/* what to munmap */
 	size_t map_len;
@@ -27,7 +28,7 @@ struct mem_buf {
 };
 
 const char *mem_backing_name(enum mem_backing b);
-/* Granule a size must be a multiple of for @b (4 KiB or 2 MiB). */
+/* Granule a size must be a multiple of for @b (4 KiB, 2 MiB or 1 GiB). */
 size_t mem_granule(enum mem_backing b);
 
 /*
@@ -46,6 +47,9 @@ long smaps_anon_huge_kb(const void *addr);
  */
 int hugetlb_reserve(long npages, long *old);
 void hugetlb_restore(long old);
+/* The same for the pool of @kb-sized pages (2048, 1048576). */
+int hugetlb_reserve_kb(long kb, long npages, long *old);
+void hugetlb_restore_kb(long kb, long old);
 
 /*
  * The memory a variant fixture tests with: reserves @huge_pages hugetlb

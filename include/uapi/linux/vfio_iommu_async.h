@@ -55,10 +55,14 @@
  *
  * Map [iova, iova + size) to the caller's memory at vaddr, like
  * VFIO_IOMMU_MAP_DMA, but return at once: kernel threads pin and map it
- * in the background, in 2 MiB chunks of IOVA space, lowest IOVA first.
- * Until a chunk is mapped, device DMA to it faults, so a VMM keeps the
- * guest from handing that memory to a device (e.g. behind an inflated
- * virtio-balloon) until VFIO_IOMMU_ASYNC_GET_STATUS says it is mapped.
+ * in the background, in chunks of IOVA space, lowest IOVA first. A chunk
+ * is 2 MiB, cut at IOVA multiples of its size; where all of the memory is
+ * hugetlbfs pages larger than that, at IOVAs aligned as their addresses
+ * are, a chunk is one such page (1 GiB pages: 1 GiB chunks, each one
+ * IOMMU page). Until a chunk is mapped, device DMA to it faults, so a VMM
+ * keeps the guest from handing that memory to a device (e.g. behind an
+ * inflated virtio-balloon) until VFIO_IOMMU_ASYNC_GET_STATUS says it is
+ * mapped.
  *
  * Everything that can be checked is checked before it returns, with the
  * errnos of VFIO_IOMMU_MAP_DMA: alignment and wrap (EINVAL), overlap with
@@ -138,7 +142,7 @@ struct vfio_iommu_async_status {
  * and may give pages back to the host at run time (an inflate). It asks,
  * in requests, each with a 64-bit cookie and a list of IOVA ranges:
  *
- *   MAP_NOW   complete once every 2 MiB chunk the ranges touch is pinned
+ *   MAP_NOW   complete once every chunk the ranges touch is pinned
  *             and mapped in every IOMMU domain of the container. Chunks
  *             already mapped are a hit: a request whose chunks all are
  *             completes at once, without waiting for anything queued
