@@ -60,6 +60,11 @@
 
 /* Pages per pin_user_pages_remote() call: one page of pointers. */
 #define PIN_BATCH	(PAGE_SIZE / sizeof(struct page *))
+/*
+ * Pages per batch of the background: it holds the mapping process's
+ * mmap_lock for no longer than that many faults (see pin_map_pages()).
+ */
+#define PIN_BATCH_BACKGROUND	64
 
 /*
  * Unmapped runs whose pages wait for one IOTLB flush before the unpin: a
@@ -616,6 +621,15 @@ static long prepay(struct vfio_async_dma *dma, size_t start_off,
 /*
  * Pin and map [@start_off, @end_off) of @dma; on failure, unpins what it
  * pinned and returns how far it mapped in *@done (the caller unmaps that).
+ *
+ * A batch of cold memory is faulted in and zeroed under mmap_lock, for
+ * reading, and the VMM's own mmap() and munmap() wait for it, as does a
+ * quiesce (an unmap) for the batch in flight. The background works for
+ * nobody who waits, so its batches are PIN_BATCH_BACKGROUND pages (cutting
+ * them only once the lock is found contended did not help: the writer has
+ * waited for that batch by then, and the next one came too soon). A
+ * mapping made at once keeps whole batches: its caller waits for all of
+ * it anyway.
  */
 static int pin_map_pages(struct vfio_async_container *c,
 			 struct vfio_async_dma *dma, size_t start_off,
@@ -624,6 +638,7 @@ static int pin_map_pages(struct vfio_async_container *c,
 {
 	/* An empty run where mapping starts: what lies below it is mapped. */
 	struct pfn_run run = { .iova = dma->iova + start_off, .npages = 0 };
+	unsigned long batch = background ? PIN_BATCH_BACKGROUND : PIN_BATCH;
 	size_t pos = start_off;
 	long prepaid, used = 0;
 	int ret = 0;
@@ -639,7 +654,7 @@ static int pin_map_pages(struct vfio_async_container *c,
 		if (ret)
 			break;
 
-		want = min_t(size_t, PIN_BATCH, (end_off - pos) >> PAGE_SHIFT);
+		want = min_t(size_t, batch, (end_off - pos) >> PAGE_SHIFT);
 		got = pin_batch(dma, dma->vaddr + pos, want, pages, &pfnmap);
 		if (got < 0) {
 			ret = got;
