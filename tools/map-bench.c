@@ -16,13 +16,17 @@
  *             milliseconds), and the time until the background has mapped
  *             it all (polling VFIO_IOMMU_ASYNC_GET_STATUS every millisecond)
  *
- * Memory is 4 KiB pages (-b 4k, the default: THP refused) or THP (-b thp),
- * not faulted in, or faulted in first (-p). Every mapping is proven by a
- * DMA from edu to its first and last page.
+ * Memory is 4 KiB pages (-b 4k, the default: THP refused), THP (-b thp),
+ * or hugetlbfs pages of 2 MiB (-b hugetlb) or 1 GiB (-b hugetlb1g), not
+ * faulted in, or faulted in first (-p). The hugetlbfs pool is grown to the
+ * largest size asked for and given back at the end; a size it cannot hold
+ * is skipped (1 GiB pages can only be set aside at boot: hugepagesz=1G
+ * hugepages=N). Every mapping is proven by a DMA from edu to its first and
+ * last page.
  * With -e ENTRIES, deferred mode hands SIZE over as that many equal
  * mappings, back to back: the sweep's cost per mapping.
  *
- *   map-bench [-r REPEAT] [-m type1,async,deferred,floor1,floorN] [-b 4k|thp] [-p] [-e ENTRIES] [-j] SIZE_MIB...
+ *   map-bench [-r REPEAT] [-m type1,async,deferred,floor1,floorN] [-b 4k|thp|hugetlb|hugetlb1g] [-p] [-e ENTRIES] [-j] SIZE_MIB...
  *
  * Prints a table (best of REPEAT per cell), and with -j one JSON line per
  * size prefixed "map-bench-json: ". Needs VFIO_GROUP and VFIO_BDF
@@ -94,22 +98,69 @@ static unsigned long entries = 1;
 #endif
 
 #define HUGE_2M		(2UL << 20)
+#define HUGE_1G		(1UL << 30)
+#define MAP_HUGE_2MB	(21 << 26)
+#define MAP_HUGE_1GB	(30 << 26)
+#define POOL		"/sys/kernel/mm/hugepages/hugepages-%lukB/nr_hugepages"
 
 static bool thp;		/* -b thp: 2 MiB pages, else 4 KiB ones */
+static size_t hugetlb;		/* -b hugetlb*: the page size, else 0 */
 static bool prefault;		/* -p: faulted in before the map */
+
+static const char *memory_name(void)
+{
+	return thp ? "thp" : hugetlb == HUGE_2M ? "hugetlb" :
+	       hugetlb ? "hugetlb1g" : "4k";
+}
+
+/* The hugetlbfs pool's size in pages, set first to @pages if >= 0. */
+static long pool_pages(long pages)
+{
+	char path[96];
+	long got = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), POOL, hugetlb >> 10);
+	if (pages >= 0) {
+		f = fopen(path, "w");
+		if (f) {
+			fprintf(f, "%ld\n", pages);
+			fclose(f);
+		}
+	}
+	f = fopen(path, "r");
+	if (f) {
+		if (fscanf(f, "%ld", &got) != 1)
+			got = -1;
+		fclose(f);
+	}
+	return got;
+}
 
 /*
  * Fresh memory as a VMM has it: 4 KiB pages (THP refused, as Debian's
- * kernels would otherwise give huge pages wherever they fit) or THP, 2 MiB
- * aligned; faulted in first with -p. Freed with bench_free().
+ * kernels would otherwise give huge pages wherever they fit), THP, 2 MiB
+ * aligned, or hugetlbfs pages; faulted in first with -p.
  */
 static uint8_t *bench_alloc(size_t size)
 {
 	size_t len = size + (thp ? HUGE_2M : 0);
-	uint8_t *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
-			  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	uint8_t *p;
 	uintptr_t a;
 
+	if (hugetlb) {
+		p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB |
+			 (hugetlb == HUGE_2M ? MAP_HUGE_2MB : MAP_HUGE_1GB),
+			 -1, 0);
+		if (p == MAP_FAILED)
+			return NULL;
+		if (prefault)
+			madvise(p, size, MADV_POPULATE_WRITE);
+		return p;
+	}
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (p == MAP_FAILED)
 		return NULL;
 	a = thp ? ((uintptr_t)p + HUGE_2M - 1) & ~(HUGE_2M - 1) : (uintptr_t)p;
@@ -146,7 +197,8 @@ static void *populate_part(void *arg)
 static int bench_floor(size_t size, long nr, struct result *r)
 {
 	struct populate_part parts[64];
-	size_t part = (size / nr + 4095) & ~4095UL;
+	size_t grain = hugetlb ? hugetlb : 4096;
+	size_t part = (size / nr + grain - 1) & ~(grain - 1);
 	uint8_t *buf;
 	double t;
 	long i;
@@ -158,7 +210,9 @@ static int bench_floor(size_t size, long nr, struct result *r)
 	t = now();
 	for (i = 0; i < nr; i++) {
 		parts[i].va = buf + i * part;
-		parts[i].len = i == nr - 1 ? size - i * part : part;
+		/* part * nr covers size; a part past the end is empty. */
+		parts[i].len = i * part >= size ? 0 :
+			       size - i * part < part ? size - i * part : part;
 		parts[i].ret = -ECHILD;
 		if (pthread_create(&parts[i].thread, NULL, populate_part,
 				   &parts[i]))
@@ -325,7 +379,7 @@ out_close:
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: map-bench [-r REPEAT] [-m type1,async,deferred,floor1,floorN] [-b 4k|thp] [-p] [-e ENTRIES] [-j] SIZE_MIB...\n");
+	fprintf(stderr, "usage: map-bench [-r REPEAT] [-m type1,async,deferred,floor1,floorN] [-b 4k|thp|hugetlb|hugetlb1g] [-p] [-e ENTRIES] [-j] SIZE_MIB...\n");
 	exit(2);
 }
 
@@ -348,7 +402,7 @@ static void print_json(size_t size, const bool *on, const struct result *best)
 	int k;
 
 	printf("map-bench-json: {\"size_mib\": %zu, \"entries\": %lu, \"threads\": %ld, \"memory\": \"%s\", \"prefaulted\": %s",
-	       size / MIB, entries, module_threads(), thp ? "thp" : "4k",
+	       size / MIB, entries, module_threads(), memory_name(),
 	       prefault ? "true" : "false");
 	for (k = 0; k < NR_MODES; k++) {
 		if (!on[k])
@@ -367,11 +421,15 @@ int main(int argc, char **argv)
 {
 	bool on[NR_MODES] = { true, true, true, true, true }, json = false;
 	int repeat = 1, opt, i, k, status = 0;
+	size_t pool_bytes = 0;
+	long pool_old = -1;
 
 	while ((opt = getopt(argc, argv, "r:m:e:jb:p")) != -1) {
 		if (opt == 'b') {
 			thp = !strcmp(optarg, "thp");
-			if (!thp && strcmp(optarg, "4k"))
+			hugetlb = !strcmp(optarg, "hugetlb") ? HUGE_2M :
+				  !strcmp(optarg, "hugetlb1g") ? HUGE_1G : 0;
+			if (!thp && !hugetlb && strcmp(optarg, "4k"))
 				usage();
 		} else if (opt == 'p') {
 			prefault = true;
@@ -393,21 +451,37 @@ int main(int argc, char **argv)
 	for (i = optind; i < argc; i++) {
 		size_t size = strtoul(argv[i], NULL, 0) * MIB;
 
-		if (size % entries || (size / entries) % 4096) {
+		if (size % entries || (size / entries) % 4096 ||
+		    (hugetlb && size % hugetlb)) {
 			fprintf(stderr, "%s MiB does not split into %lu page-sized entries\n",
 				argv[i], entries);
 			return 2;
 		}
+		if (size > pool_bytes)
+			pool_bytes = size;
+	}
+	if (hugetlb) {
+		/* Grown, never shrunk: 1 GiB pages given back are gone. */
+		pool_old = pool_pages(-1);
+		if (pool_old >= 0 && (size_t)pool_old < pool_bytes / hugetlb)
+			pool_pages(pool_bytes / hugetlb);
+		pool_bytes = pool_pages(-1) > 0 ? pool_pages(-1) * hugetlb : 0;
+		printf("hugetlbfs pool: %zu MiB\n", pool_bytes / MIB);
 	}
 
 	printf("module threads=%ld, %s memory%s\n", module_threads(),
-	       thp ? "THP" : "4 KiB", prefault ? ", prefaulted" : "");
+	       memory_name(), prefault ? ", prefaulted" : "");
 	printf("%-9s %9s %12s %12s %10s\n", "mode", "size_MiB", "call_s",
 	       "all_mapped_s", "unmap_s");
 	for (i = optind; i < argc; i++) {
 		size_t size = strtoul(argv[i], NULL, 0) * MIB;
 		struct result best[NR_MODES];
 
+		if (hugetlb && size > pool_bytes) {
+			printf("%-9s %9zu   skipped: the hugetlbfs pool holds %zu MiB\n",
+			       "-", size / MIB, pool_bytes / MIB);
+			continue;
+		}
 		for (k = 0; k < NR_MODES; k++) {
 			best[k].map_s = best[k].complete_s = 1e9;
 			if (!on[k])
@@ -446,5 +520,7 @@ int main(int argc, char **argv)
 			print_json(size, on, best);
 		fflush(stdout);
 	}
+	if (pool_old >= 0)
+		pool_pages(pool_old);
 	return status;
 }
