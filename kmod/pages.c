@@ -284,7 +284,8 @@ void vfio_async_page_shifts(struct mm_struct *mm, unsigned long start,
 	struct vm_area_struct *vma;
 	unsigned long addr = start;
 
-	mmap_assert_locked(mm);
+	/* Not mmap_assert_locked(): with DEBUG_VM it needs dump_mm(). */
+	lockdep_assert_held(&mm->mmap_lock);
 	*smallest = UINT_MAX;
 	*largest = PAGE_SHIFT;
 	while ((vma = find_vma(mm, addr)) && vma->vm_start <= last) {
