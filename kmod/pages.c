@@ -511,18 +511,20 @@ static long keep_pinnable(struct vfio_async_container *c, struct page **pages,
 }
 
 /*
- * Extend @run by @pfn, mapping the run first if @pfn does not continue it
- * or begins a chunk.
+ * Extend @run by @n PFNs from @pfn at @iova, consecutive and inside one
+ * chunk, mapping the run first if they do not continue it or begin a
+ * chunk.
  */
-static int add_pfn(struct vfio_async_container *c, struct vfio_async_dma *dma,
-		   struct pfn_run *run, dma_addr_t iova, unsigned long pfn)
+static int add_pfns(struct vfio_async_container *c, struct vfio_async_dma *dma,
+		    struct pfn_run *run, dma_addr_t iova, unsigned long pfn,
+		    unsigned long n)
 {
 	int ret;
 
 	if (run->npages && pfn == run->pfn + run->npages &&
 	    pfn_is_pinned(pfn) == pfn_is_pinned(run->pfn) &&
 	    !chunk_starts_at(dma, iova)) {
-		run->npages++;
+		run->npages += n;
 		return 0;
 	}
 	if (run->npages) {
@@ -532,23 +534,40 @@ static int add_pfn(struct vfio_async_container *c, struct vfio_async_dma *dma,
 	}
 	run->iova = iova;
 	run->pfn = pfn;
-	run->npages = 1;
+	run->npages = n;
 	return 0;
 }
 
-/* Hand a pinned batch to the run, page by page; unpins what it can't use. */
+static int add_pfn(struct vfio_async_container *c, struct vfio_async_dma *dma,
+		   struct pfn_run *run, dma_addr_t iova, unsigned long pfn)
+{
+	return add_pfns(c, dma, run, iova, pfn, 1);
+}
+
+/*
+ * Hand a pinned batch to the run, a stretch of consecutive pages at a
+ * time (a huge page is one or two); unpins what it can't use. A stretch
+ * is cut where a chunk begins, and holds pinned pages only or the zero
+ * page alone (keep_pinnable() left nothing else reserved).
+ */
 static int add_batch(struct vfio_async_container *c, struct vfio_async_dma *dma,
 		     struct pfn_run *run, dma_addr_t iova, struct page **pages,
 		     long npages)
 {
-	long i;
+	long i, j;
 	int ret;
 
-	for (i = 0; i < npages; i++) {
-		ret = add_pfn(c, dma, run, iova + i * PAGE_SIZE,
-			      page_to_pfn(pages[i]));
+	for (i = 0; i < npages; i = j) {
+		unsigned long pfn = page_to_pfn(pages[i]);
+
+		for (j = i + 1; j < npages && !is_zero_pfn(pfn); j++)
+			if (page_to_pfn(pages[j]) != pfn + (j - i) ||
+			    chunk_starts_at(dma, iova + j * PAGE_SIZE) ||
+			    is_zero_pfn(pfn + (j - i)))
+				break;
+		ret = add_pfns(c, dma, run, iova + i * PAGE_SIZE, pfn, j - i);
 		if (ret) {
-			/* add_pfn() did not take page i, nor those after it. */
+			/* add_pfns() did not take page i, nor those after it. */
 			pin_acct(dma, -unpin_page_array(c, pages + i,
 							npages - i));
 			return ret;

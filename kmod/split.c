@@ -4,10 +4,12 @@
  *
  * A large MAP_DMA is cut into pieces that its caller and up to threads - 1
  * helper threads claim one at a time, so the caller maps pieces too rather
- * than waiting. The helpers work for the caller, so they are made for the
- * one call and take on its cgroups (cpu, cpuset, memory, hugetlb), its
- * CPUs and its nice value: a tenant's map costs its own budget, never the
- * host's or another tenant's, as vhost does with its workers.
+ * than waiting; helpers start once the caller's first piece shows that
+ * the memory pins slowly enough to pay for them. The helpers work
+ * for the caller, so they are made for the one call and take on its
+ * cgroups (cpu, cpuset, memory, hugetlb), its CPUs and its nice value: a
+ * tenant's map costs its own budget, never the host's or another
+ * tenant's, as vhost does with its workers.
  *
  * Only memory whose faults cannot wait on user space is shared out
  * (anonymous, shmem/memfd, hugetlbfs: what may be deferred), so a helper
@@ -36,6 +38,7 @@
 #include <linux/cgroup.h>
 #include <linux/completion.h>
 #include <linux/kthread.h>
+#include <linux/ktime.h>
 #include <linux/mm.h>
 #include <linux/sched/mm.h>
 #include <linux/sched/signal.h>
@@ -49,6 +52,15 @@
  * made for the call and attached to the caller's cgroups.
  */
 #define SPLIT_HELPERS_MAX	15
+/*
+ * What making a helper costs the caller (kthread_create(), and attaching
+ * it to cgroups, which waits for an RCU grace period), in microseconds: a
+ * running mean of the last ones, from a first guess. Memory already
+ * faulted in, huge pages above all, is pinned faster than that: sharing it
+ * out made such maps slower than type1's.
+ */
+#define HELPER_COST_GUESS_US	5000
+static atomic_long_t helper_cost_us = ATOMIC_LONG_INIT(HELPER_COST_GUESS_US);
 
 /**
  * struct split_job - one mapping made at once, being pinned in pieces
@@ -126,27 +138,35 @@ static void piece_failed(struct split_job *job, unsigned long i, int err)
 	atomic_set(&job->stop, 1);
 }
 
+/* Claim and map a piece; false when none is left or the job stopped. */
+static bool map_next_piece(struct split_job *job, bool helper)
+{
+	unsigned long i;
+	size_t lo, hi;
+	int ret;
+
+	if (atomic_read(&job->stop))
+		return false;
+	i = atomic_long_fetch_inc(&job->next);
+	if (i >= job->nr)
+		return false;
+	piece_bounds(job, i, &lo, &hi);
+	ret = vfio_async_pin_map(job->c, job->dma, lo, hi, false, &job->stop);
+	if (ret) {
+		piece_failed(job, i, ret);
+		return false;
+	}
+	set_bit(i, job->mapped);
+	if (helper)
+		vfio_async_count(job->c, VFIO_ASYNC_HELPER_PIECES, 1);
+	return true;
+}
+
 /* Claim and map pieces until none is left or the job stops. */
 static void map_pieces(struct split_job *job, bool helper)
 {
-	while (!atomic_read(&job->stop)) {
-		unsigned long i = atomic_long_fetch_inc(&job->next);
-		size_t lo, hi;
-		int ret;
-
-		if (i >= job->nr)
-			return;
-		piece_bounds(job, i, &lo, &hi);
-		ret = vfio_async_pin_map(job->c, job->dma, lo, hi, false,
-					 &job->stop);
-		if (ret) {
-			piece_failed(job, i, ret);
-			return;
-		}
-		set_bit(i, job->mapped);
-		if (helper)
-			vfio_async_count(job->c, VFIO_ASYNC_HELPER_PIECES, 1);
-	}
+	while (map_next_piece(job, helper))
+		;
 }
 
 static int help_map(void *arg)
@@ -164,7 +184,9 @@ static int help_map(void *arg)
  */
 static bool helper_start(struct split_helper *h, struct split_job *job)
 {
+	ktime_t start = ktime_get();
 	struct task_struct *t;
+	long cost;
 
 	h->job = job;
 	init_completion(&h->done);
@@ -180,7 +202,22 @@ static bool helper_start(struct split_helper *h, struct split_job *job)
 	set_cpus_allowed_ptr(t, current->cpus_ptr);
 	set_user_nice(t, task_nice(current));
 	wake_up_process(t);
+	cost = ktime_us_delta(ktime_get(), start);
+	atomic_long_set(&helper_cost_us,
+			(7 * atomic_long_read(&helper_cost_us) + cost) / 8);
 	return true;
+}
+
+/*
+ * Is helper number @k (from 1) worth making, when the caller took @first_us
+ * for the first piece and @left pieces remain? It shortens the rest, alone
+ * about first_us * left, from 1/k to 1/(k + 1) of that: by more than it
+ * costs to make?
+ */
+static bool helper_pays(s64 first_us, unsigned long left, unsigned int k)
+{
+	return first_us * left / (k * (k + 1)) >
+	       atomic_long_read(&helper_cost_us);
 }
 
 /*
@@ -237,6 +274,7 @@ int vfio_async_pin_map_split(struct vfio_async_container *c,
 	unsigned int nr_helpers = 0, want;
 	struct split_helper *helpers;
 	size_t start_off, end_off;
+	ktime_t start;
 
 	vfio_async_chunk_span(dma, first, end, &start_off, &end_off);
 	if (vfio_async_threads < 2 || job.nr < 2 ||
@@ -251,8 +289,16 @@ int vfio_async_pin_map_split(struct vfio_async_container *c,
 		goto alone_free;
 	spin_lock_init(&job.lock);
 
-	while (nr_helpers < want && helper_start(&helpers[nr_helpers], &job))
-		nr_helpers++;
+	/* The first piece alone tells how fast this memory pins. */
+	start = ktime_get();
+	if (map_next_piece(&job, false)) {
+		s64 first_us = ktime_us_delta(ktime_get(), start);
+
+		while (nr_helpers < want &&
+		       helper_pays(first_us, job.nr - 1, nr_helpers + 1) &&
+		       helper_start(&helpers[nr_helpers], &job))
+			nr_helpers++;
+	}
 	map_pieces(&job, false);
 	helpers_wait(&job, helpers, nr_helpers);
 

@@ -54,37 +54,19 @@ FIXTURE_VARIANT(iommu_pages) {
 	bool deferred;
 };
 
-FIXTURE_VARIANT_ADD(iommu_pages, anon_sync) {
-	.backing = MEM_ANON,
-};
+/* Memory of backing @b, mapped at once and deferred. */
+#define PAGES_VARIANTS(name, b)						\
+	FIXTURE_VARIANT_ADD(iommu_pages, name##_sync) {			\
+		.backing = (b),						\
+	};								\
+	FIXTURE_VARIANT_ADD(iommu_pages, name##_deferred) {		\
+		.backing = (b), .deferred = true,			\
+	}
 
-FIXTURE_VARIANT_ADD(iommu_pages, anon_deferred) {
-	.backing = MEM_ANON, .deferred = true,
-};
-
-FIXTURE_VARIANT_ADD(iommu_pages, thp_sync) {
-	.backing = MEM_THP,
-};
-
-FIXTURE_VARIANT_ADD(iommu_pages, thp_deferred) {
-	.backing = MEM_THP, .deferred = true,
-};
-
-FIXTURE_VARIANT_ADD(iommu_pages, hugetlb_2m_sync) {
-	.backing = MEM_HUGETLB,
-};
-
-FIXTURE_VARIANT_ADD(iommu_pages, hugetlb_2m_deferred) {
-	.backing = MEM_HUGETLB, .deferred = true,
-};
-
-FIXTURE_VARIANT_ADD(iommu_pages, hugetlb_1g_sync) {
-	.backing = MEM_HUGETLB_1G,
-};
-
-FIXTURE_VARIANT_ADD(iommu_pages, hugetlb_1g_deferred) {
-	.backing = MEM_HUGETLB_1G, .deferred = true,
-};
+PAGES_VARIANTS(anon, MEM_ANON);
+PAGES_VARIANTS(thp, MEM_THP);
+PAGES_VARIANTS(hugetlb_2m, MEM_HUGETLB);
+PAGES_VARIANTS(hugetlb_1g, MEM_HUGETLB_1G);
 
 static int pages_read(struct pages *p)
 {
@@ -221,32 +203,54 @@ static void lands_at(struct __test_metadata *_metadata, struct edu *e,
 	EXPECT_EQ(0, memcmp(m->va + off, data, sizeof(data)));
 }
 
-/* Both ends and the middle of every huge page (of 2 MiB for 4 KiB memory). */
+/*
+ * The first and last page of the buffer, and inside every huge page (of
+ * 2 MiB for 4 KiB memory) a page that moves with its index, so that each
+ * part of a page is reached by some huge page (a DMA takes ~100 ms).
+ */
 static void lands_everywhere(struct __test_metadata *_metadata,
 			     struct edu *e, struct mem_buf *m)
 {
-	size_t step = m->backing == MEM_HUGETLB_1G ? SZ_1G : SZ_2M, off;
+	size_t step = m->backing == MEM_HUGETLB_1G ? SZ_1G : SZ_2M, off, i;
 
-	for (off = 0; off < m->size; off += step) {
-		lands_at(_metadata, e, m, off);
-		lands_at(_metadata, e, m, off + step / 2);
-		lands_at(_metadata, e, m, off + step - PAGE_4K);
-	}
+	lands_at(_metadata, e, m, 0);
+	for (off = 0, i = 1; off < m->size; off += step, i++)
+		lands_at(_metadata, e, m, off + (step / 8 * i) % step);
+	lands_at(_metadata, e, m, m->size - PAGE_4K);
 }
 
+/* The counts are those of @then again. */
+static void expect_pages_as(struct __test_metadata *_metadata,
+			    const struct pages *then)
+{
+	struct pages now, d;
+
+	ASSERT_OK(pages_read(&now));
+	d = pages_delta(&now, then);
+	EXPECT_EQ(0, d.n[0] | d.n[1] | d.n[2] | d.n[3]);
+}
+
+/*
+ * Unmap the buffer: every entry it added goes (the counts are @base's
+ * again), and every pin (as many as @pins0).
+ */
 static void unmap_buffer(struct __test_metadata *_metadata, int container,
-			 size_t size)
+			 size_t size, const struct pages *base, long pins0)
 {
 	uint64_t unmapped;
+	long pins;
 
 	ASSERT_OK(vfio_unmap(container, IOVA_BUF, size, 0, &unmapped));
 	EXPECT_EQ(size, unmapped);
+	expect_pages_as(_metadata, base);
+	ASSERT_OK(pins_outstanding(&pins));
+	EXPECT_EQ(pins0, pins);
 }
 
 TEST_F_TIMEOUT(iommu_pages, follow_the_memory, 600)
 {
 	struct pages now, d;
-	long pins0, pins1;
+	long pins0;
 
 	RETURN_IF_SKIPPED();
 	ASSERT_OK(pins_outstanding(&pins0));
@@ -255,13 +259,8 @@ TEST_F_TIMEOUT(iommu_pages, follow_the_memory, 600)
 	d = pages_delta(&now, &self->base);
 	expect_pages(_metadata, variant, &d, self->m.size, 1);
 	lands_everywhere(_metadata, &self->e, &self->m);
-
-	unmap_buffer(_metadata, self->v.container, self->m.size);
-	ASSERT_OK(pages_read(&now));
-	d = pages_delta(&now, &self->base);
-	EXPECT_EQ(0, d.n[0] | d.n[1] | d.n[2] | d.n[3]);
-	ASSERT_OK(pins_outstanding(&pins1));
-	EXPECT_EQ(pins0, pins1);
+	unmap_buffer(_metadata, self->v.container, self->m.size, &self->base,
+		     pins0);
 }
 
 static const char *group2(void)
@@ -280,7 +279,7 @@ TEST_F_TIMEOUT(iommu_pages, copied_into_a_second_domain, 600)
 {
 	struct pages before, now, d;
 	struct vfio_dev v2;
-	long pins0, pins1;
+	long pins0;
 	struct edu e2;
 	int ret;
 
@@ -323,18 +322,12 @@ TEST_F_TIMEOUT(iommu_pages, copied_into_a_second_domain, 600)
 	edu_close(&self->e);
 	close_fd(&self->v.device);
 	ASSERT_OK(vfio_group_unset_container(self->v.group));
-	ASSERT_OK(pages_read(&now));
-	d = pages_delta(&now, &before);
-	EXPECT_EQ(0, d.n[0] | d.n[1] | d.n[2] | d.n[3]);
+	expect_pages_as(_metadata, &before);
 	lands_everywhere(_metadata, &e2, &self->m);
 
 	/* Left: one scratch page, as before the buffer was mapped. */
-	unmap_buffer(_metadata, self->v.container, self->m.size);
-	ASSERT_OK(pages_read(&now));
-	d = pages_delta(&now, &self->base);
-	EXPECT_EQ(0, d.n[0] | d.n[1] | d.n[2] | d.n[3]);
-	ASSERT_OK(pins_outstanding(&pins1));
-	EXPECT_EQ(pins0, pins1);
+	unmap_buffer(_metadata, self->v.container, self->m.size, &self->base,
+		     pins0);
 	edu_close(&e2);
 	vfio_dev_close(&v2);
 }
