@@ -270,6 +270,29 @@ static const char *group2(void)
 }
 
 /*
+ * The second device's group joins @container in a domain of its own
+ * (join_domains=N), which is given a copy of every mapping; its edu @e2
+ * gets its scratch page (mapped in both domains).
+ */
+static void join_second_domain(struct __test_metadata *_metadata,
+			       int container, struct vfio_dev *v2,
+			       struct edu *e2)
+{
+	int ret;
+
+	ASSERT_OK(sysfs_write(JOIN_DOMAINS, "N"));
+	v2->group = vfio_group_open(group2());
+	ret = v2->group < 0 ? v2->group :
+	      vfio_group_set_container(v2->group, container);
+	sysfs_write(JOIN_DOMAINS, "Y");
+	ASSERT_OK(ret);
+	v2->device = vfio_device_get(v2->group, getenv("VFIO_BDF2"));
+	ASSERT_OK(v2->device);
+	ASSERT_OK(edu_open(e2, v2->device));
+	ASSERT_OK(edu_scratch_map(e2, container, IOVA_SCRATCH + PAGE_4K));
+}
+
+/*
  * A second group in a domain of its own: the mappings are copied in with
  * the same pages (twice the entries, the scratch pages aside), the second
  * device's DMA lands; the first group leaves, the copy holds them alone
@@ -281,7 +304,6 @@ TEST_F_TIMEOUT(iommu_pages, copied_into_a_second_domain, 600)
 	struct vfio_dev v2;
 	long pins0;
 	struct edu e2;
-	int ret;
 
 	RETURN_IF_SKIPPED();
 	if (!group2())
@@ -292,17 +314,7 @@ TEST_F_TIMEOUT(iommu_pages, copied_into_a_second_domain, 600)
 	map_buffer(_metadata, self, variant);
 	ASSERT_OK(pages_read(&before));
 
-	ASSERT_OK(sysfs_write(JOIN_DOMAINS, "N"));
-	v2.group = vfio_group_open(group2());
-	ret = v2.group < 0 ? v2.group :
-	      vfio_group_set_container(v2.group, self->v.container);
-	sysfs_write(JOIN_DOMAINS, "Y");
-	ASSERT_OK(ret);
-	v2.device = vfio_device_get(v2.group, getenv("VFIO_BDF2"));
-	ASSERT_OK(v2.device);
-	ASSERT_OK(edu_open(&e2, v2.device));
-	ASSERT_OK(edu_scratch_map(&e2, self->v.container,
-				  IOVA_SCRATCH + PAGE_4K));
+	join_second_domain(_metadata, self->v.container, &v2, &e2);
 
 	/*
 	 * The copy: the buffer and the first scratch page; the second
@@ -330,6 +342,75 @@ TEST_F_TIMEOUT(iommu_pages, copied_into_a_second_domain, 600)
 		     pins0);
 	edu_close(&e2);
 	vfio_dev_close(&v2);
+}
+
+/*
+ * The copy keeps the cuts of the first domain: a deferred mapping of a
+ * 1 GiB hugetlbfs page followed by a 2 MiB one has 2 MiB chunks (its
+ * smallest page), so the 1 GiB page is 512 IOMMU pages of 2 MiB; copied
+ * run by run, it must stay so in the second domain (merged into one
+ * 1 GiB page there, unmapping one chunk would take all of it).
+ */
+TEST_F_TIMEOUT(iommu_pages, copy_keeps_the_chunk_cuts, 600)
+{
+	struct vfio_iommu_async_status st;
+	const size_t size = SZ_1G + SZ_2M;
+	struct pages before, now, d;
+	long pins0, huge2m_old;
+	struct vfio_dev v2;
+	uint64_t unmapped;
+	struct edu e2;
+	uint8_t *tail;
+
+	RETURN_IF_SKIPPED();
+	if (variant->backing != MEM_HUGETLB_1G || !variant->deferred)
+		SKIP(return, "one case: deferred 1 GiB hugetlbfs");
+	if (!group2())
+		SKIP(return, "no second device (VFIO_GROUP2/VFIO_BDF2 unset)");
+	if (hugetlb_reserve_kb(2048, 1, &huge2m_old))
+		SKIP(return, "no free 2 MiB hugetlbfs page");
+	vfio_dev_init(&v2);
+	edu_init(&e2);
+	tail = mmap(self->m.va + SZ_1G, SZ_2M, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB | (21 << 26) |
+		    MAP_FIXED_NOREPLACE, -1, 0);
+	if (tail == MAP_FAILED) {
+		hugetlb_restore_kb(2048, huge2m_old);
+		SKIP(return, "no room for a 2 MiB page after the 1 GiB one");
+	}
+	memset(tail, 0x22, SZ_2M);
+	ASSERT_OK(pins_outstanding(&pins0));
+
+	ASSERT_OK(vfio_map_deferred(self->v.container, IOVA_BUF, self->m.va,
+				    size, VFIO_RW));
+	ASSERT_OK(vfio_async_wait_settled(self->v.container, &st, 120000));
+	ASSERT_OK(pages_read(&before));
+	d = pages_delta(&before, &self->base);
+	TH_LOG("first domain: %ld x 4K, %ld x 2M, %ld x 1G", d.n[0], d.n[1],
+	       d.n[2]);
+	EXPECT_EQ(513, d.n[1]);
+	EXPECT_EQ(0, d.n[0] | d.n[2] | d.n[3]);
+
+	join_second_domain(_metadata, self->v.container, &v2, &e2);
+	ASSERT_OK(pages_read(&now));
+	d = pages_delta(&now, &before);
+	d.n[0] -= 3;	/* the first scratch page copied, the second twice */
+	TH_LOG("the copy: %ld x 4K, %ld x 2M, %ld x 1G", d.n[0], d.n[1],
+	       d.n[2]);
+	EXPECT_EQ(513, d.n[1]);
+	EXPECT_EQ(0, d.n[0] | d.n[2] | d.n[3]);
+	lands_at(_metadata, &e2, &self->m, 0);
+	lands_at(_metadata, &e2, &self->m, SZ_1G / 2 + PAGE_4K);
+	lands_at(_metadata, &e2, &self->m, SZ_1G + PAGE_4K);
+
+	ASSERT_OK(vfio_unmap(self->v.container, IOVA_BUF, size, 0, &unmapped));
+	EXPECT_EQ(size, unmapped);
+	edu_close(&e2);
+	vfio_dev_close(&v2);
+	ASSERT_OK(pins_outstanding(&now.n[0]));
+	EXPECT_EQ(pins0, now.n[0]);
+	munmap(tail, SZ_2M);
+	hugetlb_restore_kb(2048, huge2m_old);
 }
 
 TEST_HARNESS_MAIN
