@@ -42,6 +42,35 @@ static inline long vfio_async_pin_user_pages(struct mm_struct *mm,
 #endif
 }
 
+/*
+ * Pin the pages of [@start, +@nr_pages) of current->mm that are already
+ * present, by the lockless page-table walk: it neither faults nor takes
+ * mmap_lock, and on 6.1 it takes a THP at once where GUP's slow path goes
+ * page by page (see the probe). Returns how many pages from @start it
+ * pinned; 0 where it stopped at the first, or where this kernel does not
+ * export the walk. The caller pins the rest with GUP.
+ */
+static inline long vfio_async_pin_present_pages(unsigned long start,
+						unsigned long nr_pages,
+						unsigned int gup_flags,
+						struct page **pages)
+{
+#ifdef HAVE_PIN_USER_PAGES_FAST_ONLY_GONE
+	return 0;
+#else
+	return pin_user_pages_fast_only(start, nr_pages, gup_flags, pages);
+#endif
+}
+
+static inline bool vfio_async_have_pin_present_pages(void)
+{
+#ifdef HAVE_PIN_USER_PAGES_FAST_ONLY_GONE
+	return false;
+#else
+	return true;
+#endif
+}
+
 static inline void vfio_async_eventfd_signal(struct eventfd_ctx *ctx)
 {
 #ifdef HAVE_EVENTFD_SIGNAL_NO_COUNT

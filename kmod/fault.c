@@ -4,8 +4,9 @@
  * take: their allocations and pins are not the calling task's, so the
  * per-task /proc/<tid>/fail-nth cannot reach them.
  *
- *   fail_chunk_pin   pinning a batch of pages (pin_batch()) fails with
- *                    -ENOMEM, as pin_user_pages_remote() would;
+ *   fail_chunk_pin   pinning a batch of pages (pin_pages(), after the
+ *                    lockless walk, before GUP) fails with -ENOMEM, as
+ *                    pin_user_pages_remote() would;
  *   fail_chunk_map   iommu_map() of a run into one domain (map_run())
  *                    fails with -ENOMEM.
  *

@@ -2,10 +2,13 @@
 /*
  * The pin-and-map engine.
  *
- * Pinning: pin_user_pages_remote(FOLL_LONGTERM) a batch of up to one page of
- * page pointers at a time, against the mm that created the mapping (held
- * with mmget_not_zero() only while pinning, so any thread may pin on its
- * behalf and a dead process's memory is never pinned). Consecutive PFNs are
+ * Pinning: FOLL_LONGTERM, a batch of up to one page of page pointers at a
+ * time, against the mm that created the mapping (held with mmget_not_zero()
+ * only while pinning, so any thread may pin on its behalf and a dead
+ * process's memory is never pinned). Where the kernel exports the lockless
+ * walk (6.1), it pins what is already present first, a kernel thread
+ * adopting that mm for the while; pin_user_pages_remote() faults in and
+ * pins the rest. Consecutive PFNs are
  * gathered into a run that may span batches, and each run is mapped with a
  * single iommu_map() per domain, which lets the IOMMU driver use 2 MiB and
  * 1 GiB pages for THP and hugetlbfs memory.
@@ -46,6 +49,7 @@
 
 #include <linux/hugetlb.h>
 #include <linux/iommu.h>
+#include <linux/kthread.h>
 #include <linux/memcontrol.h>
 #include <linux/mm.h>
 #include <linux/sched/mm.h>
@@ -440,6 +444,52 @@ static long lookup_pfnmaps(struct mm_struct *mm, unsigned long vaddr,
 }
 
 /*
+ * How many pages from @vaddr the lockless walk may pin: it skips GUP's
+ * VMA checks, so only within one VMA that GUP would take, and only where
+ * this thread walks @dma's mm as its own (see adopt_mm()). mmap_lock held.
+ */
+static unsigned long lockless_span(struct vfio_async_dma *dma,
+				   unsigned long vaddr, unsigned long npages)
+{
+	struct vm_area_struct *vma;
+
+	if (current->mm != dma->mm || !vfio_async_have_pin_present_pages())
+		return 0;
+	vma = vma_lookup(dma->mm, vaddr);
+	if (!vma || vma->vm_flags & (VM_IO | VM_PFNMAP))
+		return 0;
+	return min(npages, (vma->vm_end - vaddr) >> PAGE_SHIFT);
+}
+
+/*
+ * Pin up to @npages from @vaddr, mmap_lock held: what is present by the
+ * lockless walk, which takes a THP at once, the rest by GUP, which faults
+ * it in. The fault point sits between the two, so that an injected
+ * failure may follow pins the walk took. As many as could be pinned, or
+ * -errno if not even the first.
+ */
+static long pin_pages(struct vfio_async_dma *dma, unsigned long vaddr,
+		      unsigned long npages, unsigned int gup_flags,
+		      struct page **pages)
+{
+	unsigned long span = lockless_span(dma, vaddr, npages);
+	long got = 0, ret;
+
+	if (span)
+		got = vfio_async_pin_present_pages(vaddr, span, gup_flags,
+						   pages);
+	ret = vfio_async_fault(VFIO_ASYNC_FAULT_CHUNK_PIN);
+	if (!ret && got < npages)
+		ret = vfio_async_pin_user_pages(dma->mm,
+						vaddr + (got << PAGE_SHIFT),
+						npages - got, gup_flags,
+						pages + got);
+	if (ret < 0)
+		return got ?: ret;
+	return got + ret;
+}
+
+/*
  * Pin up to @npages from @vaddr into @pages, or, when @vaddr is in a
  * VM_PFNMAP mapping, find the PFNs of a run of it, stored over @pages as
  * unsigned longs. Returns the number of entries, with *@pfnmap telling
@@ -472,9 +522,7 @@ static long pin_batch(struct vfio_async_dma *dma, unsigned long vaddr,
 				     (unsigned long *)pages);
 		goto out;
 	}
-	ret = vfio_async_fault(VFIO_ASYNC_FAULT_CHUNK_PIN) ?:
-	      vfio_async_pin_user_pages(dma->mm, vaddr, npages, gup_flags,
-					pages);
+	ret = pin_pages(dma, vaddr, npages, gup_flags, pages);
 	if (!ret)
 		ret = -EFAULT;
 out:
@@ -743,6 +791,20 @@ static bool mm_still_used(struct vfio_async_dma *dma)
 #endif
 }
 
+/*
+ * Let a kernel thread (a worker, a helper of a split map, the channel's)
+ * walk @dma's page tables as its own while it pins, for the lockless walk,
+ * which walks only current->mm's. Returns whether it must let go after.
+ */
+static bool adopt_mm(struct vfio_async_dma *dma)
+{
+	if (!vfio_async_have_pin_present_pages() ||
+	    !(current->flags & PF_KTHREAD) || current->mm)
+		return false;
+	kthread_use_mm(dma->mm);
+	return true;
+}
+
 /**
  * vfio_async_pin_map - pin and map [@start_off, @end_off) of @dma in every
  *	domain
@@ -776,12 +838,16 @@ int vfio_async_pin_map(struct vfio_async_container *c,
 
 	pages = (struct page **)__get_free_page(GFP_KERNEL);
 	if (pages) {
+		bool adopted = adopt_mm(dma);
+
 		memcg = get_mem_cgroup_from_mm(dma->mm);
 		old_memcg = set_active_memcg(memcg);
 		ret = pin_map_pages(c, dma, start_off, end_off, background,
 				    stop, pages, &done);
 		set_active_memcg(old_memcg);
 		mem_cgroup_put(memcg);
+		if (adopted)
+			kthread_unuse_mm(dma->mm);
 		free_page((unsigned long)pages);
 	} else {
 		ret = -ENOMEM;

@@ -600,7 +600,7 @@ void vfio_async_work_done(void);
 
 /* fault.c: named fault points, /sys/kernel/debug/vfio_async/<name>/ */
 enum vfio_async_fault_point {
-	VFIO_ASYNC_FAULT_CHUNK_PIN,	/* fail_chunk_pin: pin_batch() */
+	VFIO_ASYNC_FAULT_CHUNK_PIN,	/* fail_chunk_pin: pin_pages() */
 	VFIO_ASYNC_FAULT_CHUNK_MAP,	/* fail_chunk_map: iommu_map() of a run */
 	VFIO_ASYNC_NR_FAULTS,
 };
