@@ -531,17 +531,44 @@ out:
 }
 
 /*
+ * How many of @pages[0..@npages) are consecutive pages of the large folio
+ * that holds @pages[0], told by their pointers alone: the pages are not
+ * read, which for a THP pinned whole would be 512 struct pages.
+ */
+static long folio_stretch(struct page **pages, long npages)
+{
+	struct folio *folio = page_folio(pages[0]);
+	long n, left = folio_nr_pages(folio) - folio_page_idx(folio, pages[0]);
+
+	npages = min(npages, left);
+	for (n = 1; n < npages; n++)
+		if (pages[n] != nth_page(pages[0], n))
+			break;
+	return n;
+}
+
+/*
  * Release the pin of the zero page at once, so that what stays pinned is
  * exactly what pfn_is_pinned() says, and refuse any other reserved page.
- * Returns the number of pages left pinned, to charge; on -EFAULT nothing
- * of the batch is left pinned.
+ * A large folio's pages are taken a folio at a time, by the head's flag
+ * (a device-dax folio is reserved, a hugetlb or THP one never is), not
+ * page by page. Returns the number of pages left pinned, to charge; on
+ * -EFAULT nothing of the batch is left pinned.
  */
 static long keep_pinnable(struct vfio_async_container *c, struct page **pages,
 			  long npages)
 {
-	long i, kept = 0;
+	long i, n, kept = 0;
 
-	for (i = 0; i < npages; i++) {
+	for (i = 0; i < npages; i += n) {
+		struct folio *folio = page_folio(pages[i]);
+
+		n = 1;
+		if (folio_test_large(folio) && !folio_test_reserved(folio)) {
+			n = folio_stretch(pages + i, npages - i);
+			kept += n;
+			continue;
+		}
 		if (!PageReserved(pages[i])) {
 			kept++;
 			continue;
