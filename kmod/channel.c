@@ -287,7 +287,7 @@ static bool handle(struct vfio_async_channel *ch,
 	int ret;
 
 	ret = vfio_async_check_ranges(ch->scratch, n, &bad);
-	if (!ret && c->gone)
+	if (!ret && READ_ONCE(c->gone))
 		ret = -ENODEV;
 	if (ret)
 		goto post;

@@ -192,12 +192,17 @@ void vfio_async_release(void *iommu_data)
 	/* VFIO detaches every group before it releases the container. */
 	mutex_lock(&c->lock);
 	vfio_async_quiesce(c);	/* for good: never resumed */
+	/*
+	 * A channel may outlive the container: it finds it gone. Before the
+	 * dequeue, so that a channel's vfio_async_queue_work() racing this
+	 * either is undone by it or sees the flag: the work list holds no
+	 * reference, and the channel's may be the last.
+	 */
+	WRITE_ONCE(c->gone, true);
 	vfio_async_dequeue_work(c);
 	WARN_ON(!list_empty(&c->domains));
 	remove_all_dmas(c);
 	vfio_async_free_iova_ranges(&c->iova_ranges);
-	/* A channel may outlive the container: it finds it gone. */
-	c->gone = true;
 	mutex_unlock(&c->lock);
 
 	atomic_long_dec(&vfio_async_nr_containers);

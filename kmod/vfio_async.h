@@ -387,7 +387,9 @@ struct vfio_async_attr {
  * @work_node: in vfio_async_work_list while it may have work (under
  *	       vfio_async_work_lock)
  * @channel: its balloon channel, or NULL (under @lock)
- * @gone: released by VFIO; a channel still open finds nothing here
+ * @gone: released by VFIO; a channel still open finds nothing here, and
+ *	the container is not queued for the threads again (set under @lock;
+ *	read under it, or with READ_ONCE() where it is not held)
  * @counters: this container's counters (atomic, read without a lock)
  *
  * @lock (a mutex) serialises changes of structure: @domains (and their

@@ -70,7 +70,8 @@ static void work_moved_on(void)
 void vfio_async_queue_work(struct vfio_async_container *c)
 {
 	spin_lock(&vfio_async_work_lock);
-	if (list_empty(&c->work_node)) {
+	/* A released container is never queued again (see its release). */
+	if (list_empty(&c->work_node) && !READ_ONCE(c->gone)) {
 		list_add_tail(&c->work_node, &vfio_async_work_list);
 		nr_queued++;
 	}
