@@ -937,15 +937,48 @@ static size_t contiguous_len(struct iommu_domain *domain, dma_addr_t iova,
 }
 
 /*
+ * Read the runs of [*@off, @end_off) of @dma into @batch until it is full,
+ * at a chunk's end (so that no window splits an IOMMU page) or a hole, and
+ * count them out of every domain; *@off ends after the last run read.
+ * False if it stopped at a hole, which never happens (all is mapped).
+ */
+static bool read_runs(struct vfio_async_container *c,
+		      struct iommu_domain *domain, struct vfio_async_dma *dma,
+		      size_t *off, size_t end_off, struct unpin_batch *batch)
+{
+	size_t stop = *off + min(end_off - *off,
+				 to_chunk_end(dma, dma->iova + *off));
+	struct vfio_async_domain *d;
+
+	while (*off < stop && batch->nr < batch->max) {
+		dma_addr_t iova = dma->iova + *off;
+		phys_addr_t phys = iommu_iova_to_phys(domain, iova);
+		size_t len;
+
+		if (!phys)
+			return false;
+		len = contiguous_len(domain, iova, phys, stop - *off);
+		list_for_each_entry(d, &c->domains, next)
+			count_pages(c, d, iova, phys, len, -1);
+		batch->runs[batch->nr].pfn = PHYS_PFN(phys);
+		batch->runs[batch->nr].npages = len >> PAGE_SHIFT;
+		batch->nr++;
+		*off += len;
+	}
+	return true;
+}
+
+/*
  * Unmap [@start_off, @end_off) of @dma from the record domain, and unpin;
- * its runs leave the page counts of every domain.
+ * its runs leave the page counts of every domain. The runs of a window
+ * (a chunk, or a batch's worth) are read first and unmapped with one call:
+ * a call per run made unmapping cold 4 KiB memory over 1.5x slower.
  */
 static void unmap_unpin_record(struct vfio_async_container *c,
 			       struct iommu_domain *domain,
 			       struct vfio_async_dma *dma, size_t start_off,
 			       size_t end_off)
 {
-	struct vfio_async_domain *d;
 	struct iommu_iotlb_gather gather;
 	struct unpin_batch batch;
 	size_t off = start_off;
@@ -953,30 +986,20 @@ static void unmap_unpin_record(struct vfio_async_container *c,
 	unpin_batch_init(&batch);
 	iommu_iotlb_gather_init(&gather);
 	while (off < end_off) {
-		dma_addr_t iova = dma->iova + off;
-		phys_addr_t phys = iommu_iova_to_phys(domain, iova);
-		size_t len, unmapped;
+		size_t window = off, len, unmapped;
+		bool whole;
 
-		if (WARN_ON_ONCE(!phys)) {
-			off += PAGE_SIZE;
-			continue;
+		whole = read_runs(c, domain, dma, &off, end_off, &batch);
+		len = off - window;
+		if (len) {
+			unmapped = iommu_unmap_fast(domain, dma->iova + window,
+						    len, &gather);
+			WARN_ON_ONCE(unmapped != len);
 		}
-		len = min(end_off - off, to_chunk_end(dma, iova));
-		len = contiguous_len(domain, iova, phys, len);
-		unmapped = iommu_unmap_fast(domain, iova, len, &gather);
-		if (WARN_ON_ONCE(!unmapped)) {
-			off += PAGE_SIZE;
-			continue;
-		}
-		WARN_ON_ONCE(unmapped != len);
-		list_for_each_entry(d, &c->domains, next)
-			count_pages(c, d, iova, phys, unmapped, -1);
-
-		batch.runs[batch.nr].pfn = PHYS_PFN(phys);
-		batch.runs[batch.nr].npages = unmapped >> PAGE_SHIFT;
-		if (++batch.nr == batch.max)
+		if (WARN_ON_ONCE(!whole))
+			off += PAGE_SIZE;	/* the hole */
+		if (batch.nr == batch.max)
 			flush_and_unpin(c, domain, &gather, dma, &batch);
-		off += unmapped;
 		cond_resched();
 	}
 	flush_and_unpin(c, domain, &gather, dma, &batch);

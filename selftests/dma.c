@@ -16,6 +16,7 @@
  * hugetlb).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -312,6 +313,92 @@ TEST_F(dma, blocked_after_unmap)
 	ASSERT_OK(dev_read(self, IOVA_BASE + 2 * P, out, XFER_MAX));
 	EXPECT_NE(-1, first_diff(out, self->buf.va + 2 * P, XFER_MAX));
 	fault_at(_metadata, self, IOVA_BASE + 2 * P, XFER_MAX, false);
+}
+
+/* Physically contiguous runs of the 4 KiB pages of [@va, +@size). */
+static long count_runs(const void *va, size_t size)
+{
+	uint64_t ent, prev = 0;
+	long runs = 0;
+	size_t off;
+	int fd;
+
+	fd = open("/proc/self/pagemap", O_RDONLY);
+	if (fd < 0)
+		return -errno;
+	for (off = 0; off < size; off += P) {
+		if (pread(fd, &ent, 8, ((uintptr_t)va + off) / P * 8) != 8) {
+			close(fd);
+			return -EIO;
+		}
+		ent &= (1ULL << 55) - 1;	/* the PFN; 0 unless root */
+		if (!ent || ent != prev + 1)
+			runs++;
+		prev = ent;
+	}
+	close(fd);
+	return runs;
+}
+
+#define SCATTER_PAGES	2048
+
+/*
+ * Memory mapped as many runs: the engine reads a window of runs and
+ * unmaps it with one call, window after window, and none may stay
+ * mapped. Two buffers faulted in a page of each in turn come out
+ * physically interleaved, so that nearly every IOVA page is a run of its
+ * own: several windows of a batch's worth.
+ */
+TEST_F(dma, blocked_after_unmap_scattered)
+{
+	const size_t size = SCATTER_PAGES * P;
+	uint8_t data[XFER_MAX], *a, *b, *expect;
+	uint64_t n = 0;
+	size_t off;
+	long runs;
+
+	RETURN_IF_SKIPPED();
+	if (variant->backing != MEM_ANON)
+		SKIP(return, "runs of 4 KiB pages only");
+	a = mmap(NULL, size, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	b = mmap(NULL, size, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	expect = malloc(size);
+	ASSERT_NE(MAP_FAILED, a);
+	ASSERT_NE(MAP_FAILED, b);
+	ASSERT_NE(NULL, expect);
+	ASSERT_OK(madvise(a, size, MADV_NOHUGEPAGE));
+	ASSERT_OK(madvise(b, size, MADV_NOHUGEPAGE));
+	for (off = 0; off < size; off += P) {
+		a[off] = 1;
+		b[off] = 1;
+	}
+	pattern_fill_pages(a, size, self->seed);
+	memcpy(expect, a, size);
+	runs = count_runs(a, size);
+	TH_LOG("%ld runs in %d pages", runs, SCATTER_PAGES);
+	ASSERT_LE(SCATTER_PAGES / 2, runs);
+
+	ASSERT_OK(vfio_map(self->v.container, IOVA_BASE, a, size, VFIO_RW));
+	pattern_fill(data, XFER_MAX, 0x3333);
+	ASSERT_OK(dev_write(self, IOVA_BASE + size - 64, data, 64));
+	memcpy(expect + size - 64, data, 64);
+	ASSERT_EQ(-1, first_diff(a, expect, size));
+	ASSERT_OK(vfio_unmap(self->v.container, IOVA_BASE, size, 0, &n));
+	ASSERT_EQ(size, n);
+
+	/* A write into every 32nd page, the last one too: none lands. */
+	pattern_fill(data, XFER_MAX, 0x4444);
+	for (off = 0; off < size; off += 32 * P)
+		ASSERT_OK(dev_write(self, IOVA_BASE + off + 64, data, 64));
+	ASSERT_OK(dev_write(self, IOVA_BASE + size - 64, data, 64));
+	EXPECT_EQ(-1, first_diff(a, expect, size));
+	fault_at(_metadata, self, IOVA_BASE, size, true);
+
+	munmap(a, size);
+	munmap(b, size);
+	free(expect);
 }
 
 TEST_F(dma, blocked_outside_mapping)
