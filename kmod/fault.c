@@ -5,8 +5,8 @@
  * per-task /proc/<tid>/fail-nth cannot reach them.
  *
  *   fail_chunk_pin   pinning a batch of pages (pin_pages(), after the
- *                    lockless walk, before GUP) fails with -ENOMEM, as
- *                    pin_user_pages_remote() would;
+ *                    lockless walk, whose pins it gives back, before GUP)
+ *                    fails with -ENOMEM, as pin_user_pages_remote() would;
  *   fail_chunk_map   iommu_map() of a run into one domain (map_run())
  *                    fails with -ENOMEM.
  *

@@ -464,9 +464,10 @@ static unsigned long lockless_span(struct vfio_async_dma *dma,
 /*
  * Pin up to @npages from @vaddr, mmap_lock held: what is present by the
  * lockless walk, which takes a THP at once, the rest by GUP, which faults
- * it in. The fault point sits between the two, so that an injected
- * failure may follow pins the walk took. As many as could be pinned, or
- * -errno if not even the first.
+ * it in. The fault point sits between the two: an injected failure gives
+ * back the pins the walk took and fails the batch, as a failure of the
+ * whole pin would. As many as could be pinned, or -errno if not even the
+ * first.
  */
 static long pin_pages(struct vfio_async_dma *dma, unsigned long vaddr,
 		      unsigned long npages, unsigned int gup_flags,
@@ -479,7 +480,11 @@ static long pin_pages(struct vfio_async_dma *dma, unsigned long vaddr,
 		got = vfio_async_pin_present_pages(vaddr, span, gup_flags,
 						   pages);
 	ret = vfio_async_fault(VFIO_ASYNC_FAULT_CHUNK_PIN);
-	if (!ret && got < npages)
+	if (ret) {
+		unpin_user_pages(pages, got);
+		return ret;
+	}
+	if (got < npages)
 		ret = vfio_async_pin_user_pages(dma->mm,
 						vaddr + (got << PAGE_SHIFT),
 						npages - got, gup_flags,
