@@ -71,9 +71,9 @@
 #define PIN_BATCH_BACKGROUND	64
 
 /*
- * Unmapped runs whose pages wait for one IOTLB flush before the unpin: a
- * page of them, or as many as the stack holds if no page can be had (an
- * unmap cannot fail).
+ * Runs read for an unmap, unpinned together once unmapped: a page of them,
+ * or as many as the stack holds if no page can be had (an unmap cannot
+ * fail).
  */
 #define UNPIN_BATCH_MIN	16
 
@@ -891,21 +891,20 @@ int vfio_async_pin_map(struct vfio_async_container *c,
 	return ret;
 }
 
-static void flush_and_unpin(struct vfio_async_container *c,
-			    struct iommu_domain *domain,
-			    struct iommu_iotlb_gather *gather,
-			    struct vfio_async_dma *dma,
-			    struct unpin_batch *batch)
+/* Unpin the runs of @batch, all unmapped and flushed from the IOTLB. */
+static void unpin_batch_runs(struct vfio_async_container *c,
+			     struct vfio_async_dma *dma,
+			     struct unpin_batch *batch)
 {
 	long released = 0;
 	unsigned int i;
 
-	/* The device may still reach a page until its IOTLB entry is gone. */
-	iommu_iotlb_sync(domain, gather);
-	for (i = 0; i < batch->nr; i++)
+	for (i = 0; i < batch->nr; i++) {
 		released += unpin_pfns(c, batch->runs[i].pfn,
 				       batch->runs[i].npages,
 				       dma->prot & IOMMU_WRITE);
+		cond_resched();
+	}
 	batch->nr = 0;
 	pin_acct(dma, -released);
 }
@@ -936,8 +935,12 @@ static size_t contiguous_len(struct iommu_domain *domain, dma_addr_t iova,
 	size_t len = PAGE_SIZE;
 
 	while (len < max &&
-	       iommu_iova_to_phys(domain, iova + len) == phys + len)
+	       iommu_iova_to_phys(domain, iova + len) == phys + len) {
 		len += PAGE_SIZE;
+		/* A 1 GiB chunk is 262144 lookups. */
+		if (IS_ALIGNED(len, SZ_2M))
+			cond_resched();
+	}
 	return len;
 }
 
@@ -956,6 +959,7 @@ static bool read_runs(struct vfio_async_container *c,
 	struct vfio_async_domain *d;
 
 	while (*off < stop && batch->nr < batch->max) {
+		struct pfn_run *run = &batch->runs[batch->nr];
 		dma_addr_t iova = dma->iova + *off;
 		phys_addr_t phys = iommu_iova_to_phys(domain, iova);
 		size_t len;
@@ -965,8 +969,9 @@ static bool read_runs(struct vfio_async_container *c,
 		len = contiguous_len(domain, iova, phys, stop - *off);
 		list_for_each_entry(d, &c->domains, next)
 			count_pages(c, d, iova, phys, len, -1);
-		batch->runs[batch->nr].pfn = PHYS_PFN(phys);
-		batch->runs[batch->nr].npages = len >> PAGE_SHIFT;
+		run->iova = iova;
+		run->pfn = PHYS_PFN(phys);
+		run->npages = len >> PAGE_SHIFT;
 		batch->nr++;
 		*off += len;
 	}
@@ -974,40 +979,91 @@ static bool read_runs(struct vfio_async_container *c,
 }
 
 /*
- * Unmap [@start_off, @end_off) of @dma from the record domain, and unpin;
- * its runs leave the page counts of every domain. The runs of a window
- * (a chunk, or a batch's worth) are read first and unmapped with one call:
- * a call per run made unmapping cold 4 KiB memory over 1.5x slower.
+ * A domain unmapped only the first @unmapped bytes of a window at @iova
+ * whose runs are @batch's from @first: what it kept stays pinned and
+ * counted, a leak rather than a freed page a device still reaches.
  */
-static void unmap_unpin_record(struct vfio_async_container *c,
-			       struct iommu_domain *domain,
-			       struct vfio_async_dma *dma, size_t start_off,
-			       size_t end_off)
+static void keep_still_mapped(struct vfio_async_container *c,
+			      struct unpin_batch *batch, unsigned int first,
+			      dma_addr_t iova, size_t unmapped)
 {
-	struct iommu_iotlb_gather gather;
+	struct vfio_async_domain *d;
+	unsigned int i;
+
+	for (i = first; i < batch->nr; i++) {
+		struct pfn_run *run = &batch->runs[i];
+		size_t at = run->iova - iova, len = run->npages << PAGE_SHIFT;
+		size_t gone = at < unmapped ? min(len, unmapped - at) : 0;
+
+		if (gone == len)
+			continue;
+		list_for_each_entry(d, &c->domains, next)
+			count_pages(c, d, run->iova + gone,
+				    PFN_PHYS(run->pfn) + gone, len - gone, 1);
+		run->npages = gone >> PAGE_SHIFT;
+	}
+}
+
+/*
+ * Unmap @len bytes at @iova from every domain; returns the least any of
+ * them unmapped. Each call flushes its range from the IOTLB on its own:
+ * VT-d frees the page tables a call empties at the next sync, and a
+ * gather spanning calls of different sizes runs that sync before the
+ * later call's range is flushed.
+ */
+static size_t unmap_window(struct vfio_async_container *c, dma_addr_t iova,
+			   size_t len)
+{
+	struct vfio_async_domain *d;
+	size_t least = len;
+
+	list_for_each_entry(d, &c->domains, next) {
+		size_t unmapped = iommu_unmap(d->domain, iova, len);
+
+		if (WARN_ONCE(unmapped != len,
+			      "IOVA 0x%llx: unmapped 0x%zx of 0x%zx\n",
+			      (u64)iova, unmapped, len))
+			least = min(least, unmapped);
+	}
+	return least;
+}
+
+/*
+ * Unmap [@start_off, @end_off) of @dma from every domain, and unpin; its
+ * runs leave the page counts of every domain. The runs of a window (up to
+ * a chunk's end or a batch's worth) are read from the record domain first
+ * and unmapped with one call per domain: a call per run made unmapping
+ * cold 4 KiB memory over 1.5x slower.
+ */
+static void unmap_unpin_runs(struct vfio_async_container *c,
+			     struct iommu_domain *record,
+			     struct vfio_async_dma *dma, size_t start_off,
+			     size_t end_off)
+{
 	struct unpin_batch batch;
 	size_t off = start_off;
 
 	unpin_batch_init(&batch);
-	iommu_iotlb_gather_init(&gather);
 	while (off < end_off) {
-		size_t window = off, len, unmapped;
+		unsigned int first = batch.nr;
+		size_t win_off = off, len, unmapped;
 		bool whole;
 
-		whole = read_runs(c, domain, dma, &off, end_off, &batch);
-		len = off - window;
+		whole = read_runs(c, record, dma, &off, end_off, &batch);
+		len = off - win_off;
 		if (len) {
-			unmapped = iommu_unmap_fast(domain, dma->iova + window,
-						    len, &gather);
-			WARN_ON_ONCE(unmapped != len);
+			unmapped = unmap_window(c, dma->iova + win_off, len);
+			if (unmapped < len)
+				keep_still_mapped(c, &batch, first,
+						  dma->iova + win_off, unmapped);
 		}
 		if (WARN_ON_ONCE(!whole))
 			off += PAGE_SIZE;	/* the hole */
 		if (batch.nr == batch.max)
-			flush_and_unpin(c, domain, &gather, dma, &batch);
+			unpin_batch_runs(c, dma, &batch);
 		cond_resched();
 	}
-	flush_and_unpin(c, domain, &gather, dma, &batch);
+	unpin_batch_runs(c, dma, &batch);
 	unpin_batch_free(&batch);
 }
 
@@ -1024,15 +1080,10 @@ void vfio_async_unmap_unpin(struct vfio_async_container *c,
 			    struct vfio_async_dma *dma, size_t start_off,
 			    size_t end_off)
 {
-	struct vfio_async_domain *record, *d;
+	struct vfio_async_domain *record;
 
 	record = list_first_entry(&c->domains, struct vfio_async_domain, next);
-	d = record;
-	list_for_each_entry_continue(d, &c->domains, next)
-		iommu_unmap(d->domain, dma->iova + start_off,
-			    end_off - start_off);
-
-	unmap_unpin_record(c, record->domain, dma, start_off, end_off);
+	unmap_unpin_runs(c, record->domain, dma, start_off, end_off);
 }
 
 /*
