@@ -37,8 +37,8 @@
  * run becomes the pages iommu_map() makes of it: the largest size the
  * domain offers that its IOVA and physical address are both aligned to and
  * that fits. They are counted per domain and size as runs are mapped,
- * copied and unmapped; an unmap that takes more than the run it asked for
- * would mean a page crossed a run, and warns.
+ * copied and unmapped; an unmap that takes other than the window of runs
+ * it asked for warns (more would mean a page crossed a chunk's end).
  *
  * All or nothing: vfio_async_pin_map() either maps the whole range asked
  * for in every domain, or leaves none of it mapped or pinned. Callers own
@@ -107,43 +107,57 @@ static unsigned int page_size_index(size_t size)
 }
 
 /*
+ * The first step the IOMMU core cuts [@iova, +@len) at @phys into with
+ * page sizes @pgsizes: the largest size aligned and fitting, taken up to
+ * where a larger one could begin (only where both addresses are equally
+ * aligned to it). Its page size in *@size; returns its length, 0 if none
+ * fits.
+ */
+static size_t first_step(unsigned long pgsizes, dma_addr_t iova,
+			 phys_addr_t phys, size_t len, size_t *size)
+{
+	unsigned long fit = pgsizes & GENMASK(__fls(len), 0);
+	unsigned long larger;
+	size_t count;
+
+	if (iova | phys)
+		fit &= GENMASK(__ffs(iova | phys), 0);
+	if (!fit)
+		return 0;
+	*size = BIT(__fls(fit));
+	count = len / *size;
+	larger = pgsizes & ~GENMASK(__fls(fit), 0);
+	if (larger) {
+		size_t next = BIT(__ffs(larger));
+
+		if (!((iova ^ phys) & (next - 1)))
+			count = min_t(size_t, count,
+				      (next - (iova & (next - 1))) / *size);
+	}
+	return count * *size;
+}
+
+/*
  * Count (@sign 1) or uncount (-1) the IOMMU pages domain @d holds for
- * [@iova, @iova + @len) mapped at @phys, as iommu_map() cuts it: at each
- * step the largest page size aligned and fitting, taken up to where a
- * larger one could begin (only where both addresses are equally aligned
- * to it).
+ * [@iova, @iova + @len) mapped at @phys, as iommu_map() cuts it.
  */
 static void count_pages(struct vfio_async_container *c,
 			struct vfio_async_domain *d, dma_addr_t iova,
 			phys_addr_t phys, size_t len, long sign)
 {
 	long n[VFIO_ASYNC_NR_PAGE_SIZES] = { 0 };
-	unsigned long pgsizes = d->pgsizes;
 	unsigned int i;
 
 	while (len) {
-		unsigned long fit = pgsizes & GENMASK(__fls(len), 0);
-		unsigned long larger;
-		size_t size, count;
+		size_t size, step = first_step(d->pgsizes, iova, phys, len,
+					       &size);
 
-		if (iova | phys)
-			fit &= GENMASK(__ffs(iova | phys), 0);
-		if (WARN_ON_ONCE(!fit))
+		if (WARN_ON_ONCE(!step))
 			break;
-		size = BIT(__fls(fit));
-		count = len / size;
-		larger = pgsizes & ~GENMASK(__fls(fit), 0);
-		if (larger) {
-			size_t next = BIT(__ffs(larger));
-
-			if (!((iova ^ phys) & (next - 1)))
-				count = min_t(size_t, count,
-					      (next - (iova & (next - 1))) / size);
-		}
-		n[page_size_index(size)] += count;
-		iova += count * size;
-		phys += count * size;
-		len -= count * size;
+		n[page_size_index(size)] += step / size;
+		iova += step;
+		phys += step;
+		len -= step;
 	}
 	for (i = 0; i < VFIO_ASYNC_NR_PAGE_SIZES; i++) {
 		if (!n[i])
@@ -980,8 +994,9 @@ static bool read_runs(struct vfio_async_container *c,
 
 /*
  * A domain unmapped only the first @unmapped bytes of a window at @iova
- * whose runs are @batch's from @first: what it kept stays pinned and
- * counted, a leak rather than a freed page a device still reaches.
+ * whose runs are @batch's from @first: what it kept stays pinned, a leak
+ * rather than a freed page a device still reaches, and counted again in
+ * every domain (after the warning, the counts may be off).
  */
 static void keep_still_mapped(struct vfio_async_container *c,
 			      struct unpin_batch *batch, unsigned int first,
@@ -1005,11 +1020,35 @@ static void keep_still_mapped(struct vfio_async_container *c,
 }
 
 /*
+ * Unmap @len bytes at @iova from domain @d, one call per step of a single
+ * page size (cut where a larger page could begin), each flushed from the
+ * IOTLB on its own: VT-d frees the page tables a call empties at the next
+ * sync, and within one gather a step of another size runs that sync
+ * before its own range is flushed. Returns how much was unmapped.
+ */
+static size_t unmap_steps(struct vfio_async_domain *d, dma_addr_t iova,
+			  size_t len)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		size_t size, step, unmapped;
+
+		step = first_step(d->pgsizes, iova + done, iova + done,
+				  len - done, &size);
+		if (!step)
+			step = len - done;
+		unmapped = iommu_unmap(d->domain, iova + done, step);
+		done += min(unmapped, step);
+		if (unmapped != step)
+			break;
+	}
+	return done;
+}
+
+/*
  * Unmap @len bytes at @iova from every domain; returns the least any of
- * them unmapped. Each call flushes its range from the IOTLB on its own:
- * VT-d frees the page tables a call empties at the next sync, and a
- * gather spanning calls of different sizes runs that sync before the
- * later call's range is flushed.
+ * them unmapped.
  */
 static size_t unmap_window(struct vfio_async_container *c, dma_addr_t iova,
 			   size_t len)
@@ -1018,7 +1057,7 @@ static size_t unmap_window(struct vfio_async_container *c, dma_addr_t iova,
 	size_t least = len;
 
 	list_for_each_entry(d, &c->domains, next) {
-		size_t unmapped = iommu_unmap(d->domain, iova, len);
+		size_t unmapped = unmap_steps(d, iova, len);
 
 		if (WARN_ONCE(unmapped != len,
 			      "IOVA 0x%llx: unmapped 0x%zx of 0x%zx\n",
@@ -1026,6 +1065,19 @@ static size_t unmap_window(struct vfio_async_container *c, dma_addr_t iova,
 			least = min(least, unmapped);
 	}
 	return least;
+}
+
+/*
+ * A page at @iova the record domain does not map, which never happens:
+ * the other domains may still map it. Its PFN, if pinned, is lost.
+ */
+static void unmap_hole(struct vfio_async_container *c, dma_addr_t iova)
+{
+	struct vfio_async_domain *d;
+
+	d = list_first_entry(&c->domains, struct vfio_async_domain, next);
+	list_for_each_entry_continue(d, &c->domains, next)
+		iommu_unmap(d->domain, iova, PAGE_SIZE);
 }
 
 /*
@@ -1057,8 +1109,10 @@ static void unmap_unpin_runs(struct vfio_async_container *c,
 				keep_still_mapped(c, &batch, first,
 						  dma->iova + win_off, unmapped);
 		}
-		if (WARN_ON_ONCE(!whole))
-			off += PAGE_SIZE;	/* the hole */
+		if (WARN_ON_ONCE(!whole)) {
+			unmap_hole(c, dma->iova + off);
+			off += PAGE_SIZE;
+		}
 		if (batch.nr == batch.max)
 			unpin_batch_runs(c, dma, &batch);
 		cond_resched();

@@ -11,7 +11,7 @@
  *                and helper threads.
  *   pages.c      the pin-and-map engine: pins user pages in batches, maps
  *                each physically contiguous run with one iommu_map(), and
- *                unmaps/unpins with batched IOTLB flushes.
+ *                unmaps a window of runs at a time, then unpins them.
  *   deferred.c   the per-chunk state of mappings, the order chunks are
  *                mapped in (requests first, then the sweep), and the
  *                requests waiting for chunks.

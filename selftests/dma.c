@@ -409,14 +409,15 @@ TEST_F(dma, blocked_after_unmap_scattered)
 	}
 	pattern_fill_pages(a, size, self->seed);
 	memcpy(expect, a, size);
+
+	/* Pinned, the pages stay where pagemap says. */
+	ASSERT_OK(vfio_map(self->v.container, iova, a, size, VFIO_RW));
 	ASSERT_OK(read_pfns(a, SCATTER_PAGES, pfn));
 	if (!pfn[0])
 		SKIP(return, "no PFNs in pagemap (not root)");
 	nedges = window_edges(pfn, SCATTER_PAGES, iova, edge);
 	TH_LOG("%zu pages probed at the edges of the windows", nedges);
 	ASSERT_LT(0UL, nedges);	/* else the memory is not scattered */
-
-	ASSERT_OK(vfio_map(self->v.container, iova, a, size, VFIO_RW));
 	pattern_fill(before, sizeof(before), 0x3333);
 	for (i = 0; i < nedges; i++) {
 		off = edge[i] * P + 64;
