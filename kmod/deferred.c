@@ -240,7 +240,7 @@ void vfio_async_unmap_all(struct vfio_async_container *c,
 			vfio_async_sweep_add(c, dma);
 		}
 		spin_unlock(&c->chunk_lock);
-		vfio_async_unmap_unpin(c, dma, start_off, end_off);
+		vfio_async_unmap_unpin_split(c, dma, first, end);
 	}
 }
 

@@ -905,8 +905,11 @@ int vfio_async_pin_map(struct vfio_async_container *c,
 	return ret;
 }
 
-/* Unpin the runs of @batch, all unmapped and flushed from the IOTLB. */
-static void unpin_batch_runs(struct vfio_async_container *c,
+/*
+ * Unpin the runs of @batch, all unmapped and flushed from the IOTLB;
+ * returns how many pages it released, for the caller to credit.
+ */
+static long unpin_batch_runs(struct vfio_async_container *c,
 			     struct vfio_async_dma *dma,
 			     struct unpin_batch *batch)
 {
@@ -920,7 +923,7 @@ static void unpin_batch_runs(struct vfio_async_container *c,
 		cond_resched();
 	}
 	batch->nr = 0;
-	pin_acct(dma, -released);
+	return released;
 }
 
 static void unpin_batch_init(struct unpin_batch *batch)
@@ -1085,7 +1088,8 @@ static void unmap_hole(struct vfio_async_container *c, dma_addr_t iova)
  * runs leave the page counts of every domain. The runs of a window (up to
  * a chunk's end or a batch's worth) are read from the record domain first
  * and unmapped with one call per domain: a call per run made unmapping
- * cold 4 KiB memory over 1.5x slower.
+ * cold 4 KiB memory over 1.5x slower. locked_vm is credited once, at the
+ * end: each credit takes the mmap_lock for writing.
  */
 static void unmap_unpin_runs(struct vfio_async_container *c,
 			     struct iommu_domain *record,
@@ -1094,6 +1098,7 @@ static void unmap_unpin_runs(struct vfio_async_container *c,
 {
 	struct unpin_batch batch;
 	size_t off = start_off;
+	long released = 0;
 
 	unpin_batch_init(&batch);
 	while (off < end_off) {
@@ -1114,11 +1119,12 @@ static void unmap_unpin_runs(struct vfio_async_container *c,
 			off += PAGE_SIZE;
 		}
 		if (batch.nr == batch.max)
-			unpin_batch_runs(c, dma, &batch);
+			released += unpin_batch_runs(c, dma, &batch);
 		cond_resched();
 	}
-	unpin_batch_runs(c, dma, &batch);
+	released += unpin_batch_runs(c, dma, &batch);
 	unpin_batch_free(&batch);
+	pin_acct(dma, -released);
 }
 
 /**

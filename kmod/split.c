@@ -1,35 +1,41 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * A mapping made at once, pinned by several threads.
+ * A large range of one mapping, pinned and mapped, or unmapped and
+ * unpinned, by several threads.
  *
- * A large MAP_DMA is cut into pieces that its caller and up to threads - 1
- * helper threads claim one at a time, so the caller maps pieces too rather
+ * The range is cut into pieces that its caller and up to threads - 1
+ * helper threads claim one at a time, so the caller does pieces too rather
  * than waiting; helpers start once the caller's first piece shows that
- * the memory pins slowly enough to pay for them. The helpers work
- * for the caller, so they are made for the one call and take on its
- * cgroups (cpu, cpuset, memory, hugetlb), its CPUs and its nice value: a
- * tenant's map costs its own budget, never the host's or another
- * tenant's, as vhost does with its workers.
+ * the work is slow enough to pay for them. The helpers work for the
+ * caller, so they are made for the one call and take on its cgroups (cpu,
+ * cpuset, memory, hugetlb), its CPUs and its nice value: a tenant's map
+ * or unmap costs its own budget, never the host's or another tenant's, as
+ * vhost does with its workers.
  *
- * Only memory whose faults cannot wait on user space is shared out
+ * A map: only memory whose faults cannot wait on user space is shared out
  * (anonymous, shmem/memfd, hugetlbfs: what may be deferred), so a helper
  * never hangs on a FUSE server or a driver's fault handler; a range with
- * anything else is mapped by the caller alone.
+ * anything else is mapped by the caller alone. The whole range is the
+ * caller's span in flight (see vfio_async.h) until the last piece is done,
+ * so the pieces need no lock of ours: the domains and the mapping cannot
+ * change under them, and IOMMU drivers map disjoint ranges of a domain
+ * concurrently. All or nothing, as vfio_async_pin_map(): the first piece
+ * that fails, or the caller being killed, stops the others at their next
+ * batch, and the caller unmaps the pieces that were mapped.
  *
- * The whole range is the caller's span in flight (see vfio_async.h) until
- * the last piece is done, so the pieces need no lock of ours: the domains
- * and the mapping cannot change under them, and IOMMU drivers map disjoint
- * ranges of a domain concurrently.
+ * An unmap: the caller holds the container's lock with nothing of the
+ * range in flight, so again the pieces need no lock, and IOMMU drivers
+ * unmap disjoint ranges concurrently (the DMA API does so all the time).
+ * Unmapping faults nothing, so any memory is shared out; it cannot fail,
+ * and is never cut short: each piece is unmapped from every domain before
+ * its pages are unpinned, and the caller returns once all are.
  *
- * The pieces are the mapping's chunks: 64 MiB or its hugetlbfs page size
- * if larger (see vfio_async.h), enough to pay for a helper and for
- * charging locked_vm once per piece (pages.c), and a cut never splits a
- * page the IOMMU could map whole. A range of less than two pieces' worth
- * is not shared out.
- *
- * All or nothing, as vfio_async_pin_map(): the first piece that fails, or
- * the caller being killed, stops the others at their next batch, and the
- * caller unmaps the pieces that were mapped.
+ * A piece is a run of the mapping's chunks of at least 64 MiB (a chunk of
+ * a mapping made at once is that size, or its hugetlbfs page size if
+ * larger; see vfio_async.h): enough to pay for a helper and for charging
+ * locked_vm once per piece (pages.c), and a cut never splits a page the
+ * IOMMU could map whole. A range of less than two pieces' worth is not
+ * shared out.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -46,9 +52,10 @@
 
 #include "vfio_async.h"
 
-#define SPLIT_MIN	(2 * BIT(VFIO_ASYNC_CHUNK_SHIFT_SYNC))
+#define SPLIT_PIECE_SHIFT	VFIO_ASYNC_CHUNK_SHIFT_SYNC
+#define SPLIT_MIN		(2 * BIT(SPLIT_PIECE_SHIFT))
 /*
- * The most helpers one map starts, whatever the thread count: each is
+ * The most helpers one call starts, whatever the thread count: each is
  * made for the call and attached to the caller's cgroups.
  */
 #define SPLIT_HELPERS_MAX	15
@@ -63,22 +70,28 @@
 static atomic_long_t helper_cost_us = ATOMIC_LONG_INIT(HELPER_COST_GUESS_US);
 
 /**
- * struct split_job - one mapping made at once, being pinned in pieces
+ * struct split_job - a range of one mapping, done in pieces
  * @c: container
  * @dma: the mapping
- * @first: its chunk that is piece 0
- * @nr: number of pieces, chunks from @first
+ * @unmap: the pieces are unmapped and unpinned, not pinned and mapped
+ * @first: its chunk that begins piece 0
+ * @end: the chunk after the last piece's
+ * @per: chunks in a piece
+ * @nr: number of pieces
  * @next: the next piece to claim
  * @stop: set once a piece failed: the others give up at their next batch
  * @lock: protects @error and @error_piece
  * @error: the -errno of the lowest piece that failed
  * @error_piece: that piece, or ULONG_MAX
- * @mapped: bitmap of the pieces mapped
+ * @mapped: bitmap of the pieces mapped (a map only)
  */
 struct split_job {
 	struct vfio_async_container *c;
 	struct vfio_async_dma *dma;
+	bool unmap;
 	unsigned long first;
+	unsigned long end;
+	unsigned long per;
 	unsigned long nr;
 	atomic_long_t next;
 	atomic_t stop;
@@ -93,9 +106,47 @@ struct split_helper {
 	struct completion done;
 };
 
+static void split_job_init(struct split_job *job,
+			   struct vfio_async_container *c,
+			   struct vfio_async_dma *dma, unsigned long first,
+			   unsigned long end, bool unmap)
+{
+	unsigned int shift = dma->chunk_shift;
+
+	*job = (struct split_job) {
+		.c = c, .dma = dma, .unmap = unmap, .first = first,
+		.end = end, .error_piece = ULONG_MAX,
+		.per = shift < SPLIT_PIECE_SHIFT ?
+		       BIT(SPLIT_PIECE_SHIFT - shift) : 1,
+	};
+	job->nr = DIV_ROUND_UP(end - first, job->per);
+	spin_lock_init(&job->lock);
+}
+
+/* Piece @i of @job: [*@lo, *@hi) of the mapping. */
+static void piece_bounds(const struct split_job *job, unsigned long i,
+			 size_t *lo, size_t *hi)
+{
+	unsigned long a = job->first + i * job->per;
+
+	vfio_async_chunk_span(job->dma, a, min(a + job->per, job->end), lo,
+			      hi);
+}
+
 /*
- * May [@start_off, @end_off) of @dma be shared out? Not if it holds memory
- * a helper must not fault.
+ * Is [@start_off, @end_off) worth sharing out? Not with one thread, nor
+ * when it is less than two pieces.
+ */
+static bool worth_sharing(const struct split_job *job, size_t start_off,
+			  size_t end_off)
+{
+	return vfio_async_threads >= 2 && job->nr >= 2 &&
+	       end_off - start_off >= SPLIT_MIN;
+}
+
+/*
+ * May [@start_off, @end_off) of @dma be pinned by helpers? Not if it holds
+ * memory a helper must not fault.
  */
 static bool shareable(struct vfio_async_dma *dma, size_t start_off,
 		      size_t end_off)
@@ -110,14 +161,6 @@ static bool shareable(struct vfio_async_dma *dma, size_t start_off,
 	mmap_read_unlock(dma->mm);
 	mmput(dma->mm);
 	return !ret;
-}
-
-/* Piece @i of @job: [*@lo, *@hi) of the mapping. */
-static void piece_bounds(const struct split_job *job, unsigned long i,
-			 size_t *lo, size_t *hi)
-{
-	vfio_async_chunk_span(job->dma, job->first + i, job->first + i + 1,
-			      lo, hi);
 }
 
 /*
@@ -138,19 +181,20 @@ static void piece_failed(struct split_job *job, unsigned long i, int err)
 	atomic_set(&job->stop, 1);
 }
 
-/* Claim and map a piece; false when none is left or the job stopped. */
-static bool map_next_piece(struct split_job *job, bool helper)
+/* Map or unmap piece @i; false if it failed. */
+static bool do_piece(struct split_job *job, unsigned long i, bool helper)
 {
-	unsigned long i;
 	size_t lo, hi;
 	int ret;
 
-	if (atomic_read(&job->stop))
-		return false;
-	i = atomic_long_fetch_inc(&job->next);
-	if (i >= job->nr)
-		return false;
 	piece_bounds(job, i, &lo, &hi);
+	if (job->unmap) {
+		vfio_async_unmap_unpin(job->c, job->dma, lo, hi);
+		if (helper)
+			vfio_async_count(job->c,
+					 VFIO_ASYNC_HELPER_UNMAP_PIECES, 1);
+		return true;
+	}
 	ret = vfio_async_pin_map(job->c, job->dma, lo, hi, false, &job->stop);
 	if (ret) {
 		piece_failed(job, i, ret);
@@ -162,25 +206,36 @@ static bool map_next_piece(struct split_job *job, bool helper)
 	return true;
 }
 
-/* Claim and map pieces until none is left or the job stops. */
-static void map_pieces(struct split_job *job, bool helper)
+/* Claim and do a piece; false when none is left or the job stopped. */
+static bool next_piece(struct split_job *job, bool helper)
 {
-	while (map_next_piece(job, helper))
+	unsigned long i;
+
+	if (atomic_read(&job->stop))
+		return false;
+	i = atomic_long_fetch_inc(&job->next);
+	return i < job->nr && do_piece(job, i, helper);
+}
+
+/* Claim and do pieces until none is left or the job stops. */
+static void do_pieces(struct split_job *job, bool helper)
+{
+	while (next_piece(job, helper))
 		;
 }
 
-static int help_map(void *arg)
+static int help(void *arg)
 {
 	struct split_helper *h = arg;
 
-	map_pieces(h->job, true);
+	do_pieces(h->job, true);
 	/* Out through the core: no instruction of ours runs after this. */
 	kthread_complete_and_exit(&h->done, 0);
 }
 
 /*
  * Start a helper for the calling thread: in its cgroups, on its CPUs, at
- * its nice value. False if none could be made; the caller maps more.
+ * its nice value. False if none could be made; the caller does more.
  */
 static bool helper_start(struct split_helper *h, struct split_job *job)
 {
@@ -190,12 +245,12 @@ static bool helper_start(struct split_helper *h, struct split_job *job)
 
 	h->job = job;
 	init_completion(&h->done);
-	t = kthread_create(help_map, h, "vfio-async-map/%d",
-			   task_pid_nr(current));
+	t = kthread_create(help, h, "vfio-async-%s/%d",
+			   job->unmap ? "unmap" : "map", task_pid_nr(current));
 	if (IS_ERR(t))
 		return false;
 	if (cgroup_attach_task_all(current, t)) {
-		/* Never woken, so help_map() never runs. */
+		/* Never woken, so help() never runs. */
 		kthread_stop(t);
 		return false;
 	}
@@ -221,19 +276,17 @@ static bool helper_pays(s64 first_us, unsigned long left, unsigned int k)
 }
 
 /*
- * Wait for the helpers; a caller killed meanwhile stops them at their next
- * batch rather than at the end of their pieces.
+ * Wait for a helper. A map's caller killed meanwhile stops the helpers at
+ * their next batch rather than at the end of their pieces; an unmap is
+ * never cut short.
  */
-static void helpers_wait(struct split_job *job, struct split_helper *h,
-			 unsigned int nr)
+static void helper_wait(struct split_job *job, struct split_helper *h)
 {
-	unsigned int i;
-
-	for (i = 0; i < nr; i++) {
-		if (wait_for_completion_killable(&h[i].done)) {
-			piece_failed(job, 0, -EINTR);
-			wait_for_completion(&h[i].done);
-		}
+	if (job->unmap) {
+		wait_for_completion(&h->done);
+	} else if (wait_for_completion_killable(&h->done)) {
+		piece_failed(job, 0, -EINTR);
+		wait_for_completion(&h->done);
 	}
 }
 
@@ -249,6 +302,48 @@ static void unmap_pieces(struct split_job *job)
 		piece_bounds(job, end - 1, &unused, &hi);
 		vfio_async_unmap_unpin(job->c, job->dma, lo, hi);
 	}
+}
+
+/*
+ * Do all of @job, with as many helpers as pay for themselves. False, with
+ * nothing done, if there was no memory for the bookkeeping.
+ */
+static bool run_shared(struct split_job *job)
+{
+	unsigned int nr_helpers = 0, want, i;
+	struct split_helper *helpers;
+	ktime_t start;
+
+	want = min3((unsigned long)vfio_async_threads - 1, job->nr - 1,
+		    (unsigned long)SPLIT_HELPERS_MAX);
+	helpers = kcalloc(want, sizeof(*helpers), GFP_KERNEL_ACCOUNT);
+	if (!job->unmap)
+		job->mapped = bitmap_zalloc(job->nr, GFP_KERNEL_ACCOUNT);
+	if (!helpers || (!job->unmap && !job->mapped)) {
+		kfree(helpers);
+		bitmap_free(job->mapped);
+		return false;
+	}
+
+	/* The first piece alone tells how slow this work is. */
+	start = ktime_get();
+	if (next_piece(job, false)) {
+		s64 first_us = ktime_us_delta(ktime_get(), start);
+
+		while (nr_helpers < want &&
+		       helper_pays(first_us, job->nr - 1, nr_helpers + 1) &&
+		       helper_start(&helpers[nr_helpers], job))
+			nr_helpers++;
+	}
+	do_pieces(job, false);
+	for (i = 0; i < nr_helpers; i++)
+		helper_wait(job, &helpers[i]);
+
+	if (job->error)
+		unmap_pieces(job);
+	kfree(helpers);
+	bitmap_free(job->mapped);
+	return true;
 }
 
 /**
@@ -267,50 +362,41 @@ int vfio_async_pin_map_split(struct vfio_async_container *c,
 			     struct vfio_async_dma *dma, unsigned long first,
 			     unsigned long end)
 {
-	struct split_job job = {
-		.c = c, .dma = dma, .first = first, .nr = end - first,
-		.error_piece = ULONG_MAX,
-	};
-	unsigned int nr_helpers = 0, want;
-	struct split_helper *helpers;
+	struct split_job job;
 	size_t start_off, end_off;
-	ktime_t start;
 
+	split_job_init(&job, c, dma, first, end, false);
 	vfio_async_chunk_span(dma, first, end, &start_off, &end_off);
-	if (vfio_async_threads < 2 || job.nr < 2 ||
-	    end_off - start_off < SPLIT_MIN ||
-	    !shareable(dma, start_off, end_off))
-		goto alone;
-	want = min3((unsigned long)vfio_async_threads - 1, job.nr - 1,
-		    (unsigned long)SPLIT_HELPERS_MAX);
-	helpers = kcalloc(want, sizeof(*helpers), GFP_KERNEL_ACCOUNT);
-	job.mapped = bitmap_zalloc(job.nr, GFP_KERNEL_ACCOUNT);
-	if (!helpers || !job.mapped)
-		goto alone_free;
-	spin_lock_init(&job.lock);
-
-	/* The first piece alone tells how fast this memory pins. */
-	start = ktime_get();
-	if (map_next_piece(&job, false)) {
-		s64 first_us = ktime_us_delta(ktime_get(), start);
-
-		while (nr_helpers < want &&
-		       helper_pays(first_us, job.nr - 1, nr_helpers + 1) &&
-		       helper_start(&helpers[nr_helpers], &job))
-			nr_helpers++;
-	}
-	map_pieces(&job, false);
-	helpers_wait(&job, helpers, nr_helpers);
-
-	if (job.error)
-		unmap_pieces(&job);
-	kfree(helpers);
-	bitmap_free(job.mapped);
-	return job.error;
-
-alone_free:
-	kfree(helpers);
-	bitmap_free(job.mapped);
-alone:
+	if (worth_sharing(&job, start_off, end_off) &&
+	    shareable(dma, start_off, end_off) && run_shared(&job))
+		return job.error;
 	return vfio_async_pin_map(c, dma, start_off, end_off, false, NULL);
+}
+
+/**
+ * vfio_async_unmap_unpin_split - vfio_async_unmap_unpin() of chunks
+ *	[@first, @end) of @dma, by its caller and helpers
+ * @c: container, lock held, nothing of the range in flight
+ * @dma: the mapping, the chunks all mapped
+ * @first: first chunk
+ * @end: chunk after the last
+ *
+ * A range too small to share, a module loaded with threads=1, no memory
+ * for the bookkeeping, or no helper to be had (a caller being killed
+ * cannot make one): the caller unmaps it alone.
+ */
+void vfio_async_unmap_unpin_split(struct vfio_async_container *c,
+				  struct vfio_async_dma *dma,
+				  unsigned long first, unsigned long end)
+{
+	struct split_job job;
+	size_t start_off, end_off;
+
+	lockdep_assert_held(&c->lock);
+
+	split_job_init(&job, c, dma, first, end, true);
+	vfio_async_chunk_span(dma, first, end, &start_off, &end_off);
+	if (worth_sharing(&job, start_off, end_off) && run_shared(&job))
+		return;
+	vfio_async_unmap_unpin(c, dma, start_off, end_off);
 }

@@ -24,6 +24,7 @@ const char *const vfio_async_counter_names[VFIO_ASYNC_NR_COUNTERS] = {
 	[VFIO_ASYNC_BACKGROUND_ERRORS]	= "background_errors",
 	[VFIO_ASYNC_IOMMU_MAP_CALLS]	= "iommu_map_calls",
 	[VFIO_ASYNC_HELPER_PIECES]	= "helper_pieces",
+	[VFIO_ASYNC_HELPER_UNMAP_PIECES] = "helper_unmap_pieces",
 	[VFIO_ASYNC_WORKERS_BUSY]	= "workers_busy",
 	[VFIO_ASYNC_RELEASED_BYTES]	= "released_bytes",
 	[VFIO_ASYNC_REQ_MAP_NOW]	= "requests_map_now",

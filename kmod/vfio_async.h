@@ -7,7 +7,8 @@
  *                its IOMMU domains and groups (attach, detach, replay).
  *   iova.c       the IOVA bookkeeping: the tree of struct vfio_async_dma and
  *                the list of usable IOVA ranges.
- *   split.c      a mapping made at once, pinned in pieces by its caller
+ *   split.c      a large range of a mapping, pinned and mapped (made at
+ *                once) or unmapped and unpinned in pieces by its caller
  *                and helper threads.
  *   pages.c      the pin-and-map engine: pins user pages in batches, maps
  *                each physically contiguous run with one iommu_map(), and
@@ -133,6 +134,7 @@ enum vfio_async_counter {
 	VFIO_ASYNC_BACKGROUND_ERRORS,	/* deferred chunks failed, ever */
 	VFIO_ASYNC_IOMMU_MAP_CALLS,	/* one per contiguous run and domain */
 	VFIO_ASYNC_HELPER_PIECES,	/* pieces of MAP_DMAs helpers mapped */
+	VFIO_ASYNC_HELPER_UNMAP_PIECES,	/* pieces helpers unmapped */
 	VFIO_ASYNC_WORKERS_BUSY,	/* background threads mapping it now */
 	VFIO_ASYNC_RELEASED_BYTES,	/* deferred bytes released, now */
 	/* The balloon channel and VFIO_IOMMU_ASYNC_MAP_NOW (ever). */
@@ -530,6 +532,9 @@ int vfio_async_copy_mappings(struct vfio_async_container *c,
 int vfio_async_pin_map_split(struct vfio_async_container *c,
 			     struct vfio_async_dma *dma, unsigned long first,
 			     unsigned long end);
+void vfio_async_unmap_unpin_split(struct vfio_async_container *c,
+				  struct vfio_async_dma *dma,
+				  unsigned long first, unsigned long end);
 
 /* deferred.c */
 struct vfio_async_dma *vfio_async_dma_alloc(struct vfio_async_container *c,

@@ -227,6 +227,7 @@ TEST_F(engine, hole_in_range_is_refused_cleanly)
 #define SPLIT_SIZE	(256UL << 20)	/* four 64 MiB pieces */
 #define SPLIT_PIECE	(64UL << 20)
 #define HELPER_PIECES	ASYNC_SYSFS "/helper_pieces"
+#define HELPER_UNMAP_PIECES	ASYNC_SYSFS "/helper_unmap_pieces"
 
 /* 4 KiB memory, not faulted in, for a large MAP_DMA to pin. */
 static uint8_t *cold_anon(struct __test_metadata *_metadata, size_t size)
@@ -251,6 +252,20 @@ static void lands_at(struct __test_metadata *_metadata, struct edu *e,
 	if (memcmp(va + off, data, sizeof(data)))
 		TH_LOG("DMA to offset 0x%zx did not land", off);
 	EXPECT_EQ(0, memcmp(va + off, data, sizeof(data)));
+}
+
+/* A pattern DMAed to IOVA_ENGINE + @off does not reach @va + @off. */
+static void blocked_at(struct __test_metadata *_metadata, struct edu *e,
+		       uint8_t *va, size_t off)
+{
+	uint8_t data[64];
+
+	pattern_fill(data, sizeof(data), 0xb10c + off / PAGE_4K);
+	ASSERT_OK(edu_buf_write(e, 0, data, sizeof(data)));
+	ASSERT_OK(edu_dma(e, IOVA_ENGINE + off, 0, sizeof(data), true));
+	if (!memcmp(va + off, data, sizeof(data)))
+		TH_LOG("DMA to offset 0x%zx landed after unmap", off);
+	EXPECT_NE(0, memcmp(va + off, data, sizeof(data)));
 }
 
 /* Nothing is left mapped at IOVA_ENGINE: a piece maps there, and unmaps. */
@@ -308,6 +323,57 @@ TEST_F_TIMEOUT(engine, large_map_is_shared_with_a_helper, 600)
 	ASSERT_OK(vfio_unmap(self->v.container, IOVA_ENGINE, SPLIT_SIZE, 0,
 			     &unmapped));
 	EXPECT_EQ(SPLIT_SIZE, unmapped);
+	ASSERT_OK(pins_outstanding(&pins1));
+	ASSERT_OK(vmlck_kb(0, &lck1));
+	EXPECT_EQ(pins0, pins1);
+	EXPECT_EQ(lck0, lck1);
+	munmap(va, SPLIT_SIZE);
+	edu_close(&e);
+}
+
+/*
+ * The UNMAP_DMA of a large mapping is shared with a helper too: its pieces
+ * are counted, both ends of every piece are unmapped (a DMA there no
+ * longer reaches the memory), and every pin and every byte of VmLck comes
+ * back. The memory is faulted in first, each page written, so that a page
+ * left mapped would show the DMA's bytes.
+ */
+TEST_F_TIMEOUT(engine, large_unmap_is_shared_with_a_helper, 600)
+{
+	long pins0, pins1, lck0, lck1, helped0 = 0, helped1 = 0;
+	uint64_t unmapped;
+	struct edu e;
+	uint8_t *va;
+	size_t off;
+
+	RETURN_IF_SKIPPED();
+	edu_init(&e);
+	ASSERT_OK(edu_open(&e, self->v.device));
+	ASSERT_OK(edu_scratch_map(&e, self->v.container, IOVA_SCRATCH));
+	va = cold_anon(_metadata, SPLIT_SIZE);
+	memset(va, 0x3c, SPLIT_SIZE);
+	ASSERT_OK(pins_outstanding(&pins0));
+	ASSERT_OK(vmlck_kb(0, &lck0));
+	ASSERT_OK(vfio_map(self->v.container, IOVA_ENGINE, va, SPLIT_SIZE,
+			   VFIO_RW));
+	lands_at(_metadata, &e, va, 0);
+	if (served_by_async(variant->iommu_type))
+		ASSERT_OK(sysfs_read_long(HELPER_UNMAP_PIECES, &helped0));
+
+	ASSERT_OK(vfio_unmap(self->v.container, IOVA_ENGINE, SPLIT_SIZE, 0,
+			     &unmapped));
+	EXPECT_EQ(SPLIT_SIZE, unmapped);
+	if (served_by_async(variant->iommu_type)) {
+		ASSERT_OK(sysfs_read_long(HELPER_UNMAP_PIECES, &helped1));
+		TH_LOG("%ld of %lu pieces unmapped by a helper",
+		       helped1 - helped0, SPLIT_SIZE / SPLIT_PIECE);
+		EXPECT_GE(helped1 - helped0, 1);
+		EXPECT_LT(helped1 - helped0, (long)(SPLIT_SIZE / SPLIT_PIECE));
+	}
+	for (off = 0; off < SPLIT_SIZE; off += SPLIT_PIECE) {
+		blocked_at(_metadata, &e, va, off);
+		blocked_at(_metadata, &e, va, off + SPLIT_PIECE - PAGE_4K);
+	}
 	ASSERT_OK(pins_outstanding(&pins1));
 	ASSERT_OK(vmlck_kb(0, &lck1));
 	EXPECT_EQ(pins0, pins1);
