@@ -318,21 +318,12 @@ TEST_F(dma, blocked_after_unmap)
 /* The PFNs of the 4 KiB pages of [@va, +@n pages); all 0 unless root. */
 static int read_pfns(const void *va, size_t n, uint64_t *pfn)
 {
+	int ret = pagemap_read(va, n, pfn);
 	size_t i;
-	int fd;
 
-	fd = open("/proc/self/pagemap", O_RDONLY);
-	if (fd < 0)
-		return -errno;
-	for (i = 0; i < n; i++) {
-		if (pread(fd, &pfn[i], 8, ((uintptr_t)va / P + i) * 8) != 8) {
-			close(fd);
-			return -EIO;
-		}
-		pfn[i] &= (1ULL << 55) - 1;
-	}
-	close(fd);
-	return 0;
+	for (i = 0; !ret && i < n; i++)
+		pfn[i] = PAGEMAP_PFN(pfn[i]);
+	return ret;
 }
 
 #define SCATTER_PAGES	2048

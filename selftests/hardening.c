@@ -268,21 +268,17 @@ TEST_F(hardening, pfnmap_readonly_pte)
 static int page_reserved(const void *va)
 {
 	uint64_t ent, flags;
-	int fd, ret = -EIO;
+	int fd, ret;
 
-	fd = open("/proc/self/pagemap", O_RDONLY);
-	if (fd < 0)
-		return -errno;
-	if (pread(fd, &ent, 8, (uintptr_t)va / P * 8) == 8 &&
-	    (ent & (1ULL << 63)))
-		ret = 0;
-	close(fd);
+	ret = pagemap_read(va, 1, &ent);
 	if (ret)
 		return ret;
+	if (!(ent & PAGEMAP_PRESENT))
+		return -EIO;
 	fd = open("/proc/kpageflags", O_RDONLY);
 	if (fd < 0)
 		return -errno;
-	ret = pread(fd, &flags, 8, (ent & ((1ULL << 55) - 1)) * 8) == 8 ?
+	ret = pread(fd, &flags, 8, PAGEMAP_PFN(ent) * 8) == 8 ?
 	      !!(flags & (1ULL << KPF_RESERVED)) : -EIO;
 	close(fd);
 	return ret;

@@ -353,6 +353,21 @@ int pins_outstanding(long *pins)
 	return ret;
 }
 
+int pagemap_read(const void *va, size_t n, uint64_t *ent)
+{
+	off_t at = (uintptr_t)va / 4096 * sizeof(*ent);
+	ssize_t len = n * sizeof(*ent);
+	int fd, ret = 0;
+
+	fd = open("/proc/self/pagemap", O_RDONLY);
+	if (fd < 0)
+		return -errno;
+	if (pread(fd, ent, len, at) != len)
+		ret = -EIO;
+	close(fd);
+	return ret;
+}
+
 int vmlck_kb(pid_t pid, long *kb)
 {
 	char path[64], line[128];

@@ -77,6 +77,14 @@ ssize_t first_diff(const void *a, const void *b, size_t len);
  * then nr_foll_pin_acquired - nr_foll_pin_released from /proc/vmstat.
  */
 int pins_outstanding(long *pins);
+/*
+ * The /proc/self/pagemap entries of the @n 4 KiB pages from @va into @ent:
+ * PAGEMAP_PRESENT set for a page present, PAGEMAP_PFN() its frame (0
+ * unless root).
+ */
+#define PAGEMAP_PRESENT		(1ULL << 63)
+#define PAGEMAP_PFN(ent)	((ent) & ((1ULL << 55) - 1))
+int pagemap_read(const void *va, size_t n, uint64_t *ent);
 /* VmLck of @pid (0: self) in kB. */
 int vmlck_kb(pid_t pid, long *kb);
 /* Any "Name:  value kB" field of /proc/meminfo. */
