@@ -203,7 +203,7 @@ static int map_all_now(struct vfio_async_container *c,
 
 	lockdep_assert_held(&c->lock);
 
-	ret = vfio_async_pin_map(c, dma, 0, dma->size, false, NULL);
+	ret = vfio_async_pin_map(c, dma, 0, dma->size, 0, NULL);
 	if (!ret) {
 		spin_lock(&c->chunk_lock);
 		bitmap_fill(dma->mapped, dma->nchunks);
@@ -575,6 +575,7 @@ void vfio_async_begin_sync(struct vfio_async_container *c,
 int vfio_async_map_span(struct vfio_async_container *c,
 			struct vfio_async_span *span)
 {
+	unsigned int flags = 0;
 	size_t start_off, end_off;
 
 	if (span->queue == VFIO_ASYNC_Q_SYNC)
@@ -582,8 +583,14 @@ int vfio_async_map_span(struct vfio_async_container *c,
 						span->first + span->nr);
 	vfio_async_chunk_span(span->dma, span->first, span->first + span->nr,
 			      &start_off, &end_off);
-	return vfio_async_pin_map(c, span->dma, start_off, end_off,
-				  span->background, NULL);
+	if (span->background)
+		flags |= VFIO_ASYNC_PIN_QUIESCE;
+	/* A MAP_NOW waits for its chunks; the sweep and MAP_NEXT's, nobody. */
+	if (span->queue == VFIO_ASYNC_Q_SWEEP ||
+	    span->queue == VFIO_ASYNC_Q_AHEAD)
+		flags |= VFIO_ASYNC_PIN_UNHURRIED;
+	return vfio_async_pin_map(c, span->dma, start_off, end_off, flags,
+				  NULL);
 }
 
 /* Count a span out of flight; chunk_lock held. */

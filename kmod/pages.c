@@ -47,6 +47,7 @@
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
+#include <linux/delay.h>
 #include <linux/hugetlb.h>
 #include <linux/iommu.h>
 #include <linux/kthread.h>
@@ -65,10 +66,19 @@
 /* Pages per pin_user_pages_remote() call: one page of pointers. */
 #define PIN_BATCH	(PAGE_SIZE / sizeof(struct page *))
 /*
- * Pages per batch of the background: it holds the mapping process's
- * mmap_lock for no longer than that many faults (see pin_map_pages()).
+ * Pages that an unhurried batch may fault in: it holds the mapping
+ * process's mmap_lock for no longer than that many faults (see
+ * pin_map_pages()); pages already there it takes a whole batch at a time.
  */
-#define PIN_BATCH_BACKGROUND	64
+#define PIN_FAULTS_UNHURRIED	16
+
+/*
+ * How long an unhurried pin lets those waiting for the mmap_lock go first
+ * before it takes the lock again (see yield_mmap_lock()): polls of
+ * MMAP_YIELD_US, at most MMAP_YIELD_POLLS of them.
+ */
+#define MMAP_YIELD_US		25
+#define MMAP_YIELD_POLLS	40
 
 /*
  * Runs read for an unmap, unpinned together once unmapped: a page of them,
@@ -477,15 +487,15 @@ static unsigned long lockless_span(struct vfio_async_dma *dma,
 
 /*
  * Pin up to @npages from @vaddr, mmap_lock held: what is present by the
- * lockless walk, which takes a THP at once, the rest by GUP, which faults
- * it in. The fault point sits between the two: an injected failure gives
- * back the pins the walk took and fails the batch, as a failure of the
- * whole pin would. As many as could be pinned, or -errno if not even the
- * first.
+ * lockless walk, which takes a THP at once, then at most @max_gup by GUP,
+ * which faults them in. The fault point sits between the two: an injected
+ * failure gives back the pins the walk took and fails the batch, as a
+ * failure of the whole pin would. As many as could be pinned, or -errno
+ * if not even the first.
  */
 static long pin_pages(struct vfio_async_dma *dma, unsigned long vaddr,
-		      unsigned long npages, unsigned int gup_flags,
-		      struct page **pages)
+		      unsigned long npages, unsigned long max_gup,
+		      unsigned int gup_flags, struct page **pages)
 {
 	unsigned long span = lockless_span(dma, vaddr, npages);
 	long got = 0, ret;
@@ -501,21 +511,22 @@ static long pin_pages(struct vfio_async_dma *dma, unsigned long vaddr,
 	if (got < npages)
 		ret = vfio_async_pin_user_pages(dma->mm,
 						vaddr + (got << PAGE_SHIFT),
-						npages - got, gup_flags,
-						pages + got);
+						min(npages - got, max_gup),
+						gup_flags, pages + got);
 	if (ret < 0)
 		return got ?: ret;
 	return got + ret;
 }
 
 /*
- * Pin up to @npages from @vaddr into @pages, or, when @vaddr is in a
- * VM_PFNMAP mapping, find the PFNs of a run of it, stored over @pages as
- * unsigned longs. Returns the number of entries, with *@pfnmap telling
- * which, or -errno.
+ * Pin up to @npages from @vaddr into @pages, GUP faulting in at most
+ * @max_gup of them, or, when @vaddr is in a VM_PFNMAP mapping, find the
+ * PFNs of a run of it, stored over @pages as unsigned longs. Returns the
+ * number of entries, with *@pfnmap telling which, or -errno.
  */
 static long pin_batch(struct vfio_async_dma *dma, unsigned long vaddr,
-		      unsigned long npages, struct page **pages, bool *pfnmap)
+		      unsigned long npages, unsigned long max_gup,
+		      struct page **pages, bool *pfnmap)
 {
 	unsigned int gup_flags = FOLL_LONGTERM;
 	bool write = dma->prot & IOMMU_WRITE;
@@ -541,12 +552,29 @@ static long pin_batch(struct vfio_async_dma *dma, unsigned long vaddr,
 				     (unsigned long *)pages);
 		goto out;
 	}
-	ret = pin_pages(dma, vaddr, npages, gup_flags, pages);
+	ret = pin_pages(dma, vaddr, npages, max_gup, gup_flags, pages);
 	if (!ret)
 		ret = -EFAULT;
 out:
 	mmap_read_unlock(dma->mm);
 	return ret;
+}
+
+/*
+ * Let a thread waiting for @mm's mmap_lock (the VMM's mmap(), munmap(), a
+ * locked_vm charge) have it before an unhurried pin takes it again. A
+ * lone reader may take an rwsem for reading while a writer waits, until
+ * the writer has waited RWSEM_WAIT_TIMEOUT (4 ms at HZ=250): a worker
+ * that pins batch after batch would keep the writer waiting that long
+ * each time, whatever the size of its batches. Bounded, so that a stream
+ * of writers does not stop the sweep.
+ */
+static void yield_mmap_lock(struct mm_struct *mm)
+{
+	int polls = MMAP_YIELD_POLLS;
+
+	while (mmap_lock_is_contended(mm) && polls--)
+		usleep_range(MMAP_YIELD_US, 2 * MMAP_YIELD_US);
 }
 
 /*
@@ -564,6 +592,25 @@ static long folio_stretch(struct page **pages, long npages)
 		if (pages[n] != nth_page(pages[0], n))
 			break;
 	return n;
+}
+
+/*
+ * How many pages an unhurried batch after one that ended at @last, still
+ * pinned, may take by GUP: PIN_FAULTS_UNHURRIED, or the rest of @last's
+ * hugetlbfs page, which the next addresses map (a hugetlbfs page is
+ * mapped whole) and GUP takes without a fault. For a kernel without the
+ * lockless walk, where a batch of 16 pages at a time would cost a 1 GiB
+ * page more than its fault. Not for a THP: it may be mapped in part.
+ */
+static unsigned long unhurried_gup_max(struct page *last)
+{
+	struct folio *folio = page_folio(last);
+	unsigned long left;
+
+	if (!folio_test_hugetlb(folio))
+		return PIN_FAULTS_UNHURRIED;
+	left = folio_nr_pages(folio) - folio_page_idx(folio, last) - 1;
+	return clamp_t(unsigned long, left, PIN_FAULTS_UNHURRIED, PIN_BATCH);
 }
 
 /*
@@ -692,12 +739,12 @@ static int add_pfnmap_batch(struct vfio_async_container *c,
  * span stops when its container is quiesced, and gives its chunks back;
  * a piece of a split map stops when another piece failed (split.c).
  */
-static int pin_interrupted(struct vfio_async_container *c, bool background,
-			   const atomic_t *stop)
+static int pin_interrupted(struct vfio_async_container *c,
+			   unsigned int flags, const atomic_t *stop)
 {
 	if (fatal_signal_pending(current))
 		return -EINTR;
-	if (background && READ_ONCE(c->quiesced))
+	if ((flags & VFIO_ASYNC_PIN_QUIESCE) && READ_ONCE(c->quiesced))
 		return -EAGAIN;
 	if (stop && atomic_read(stop))
 		return -ECANCELED;
@@ -738,21 +785,24 @@ static long prepay(struct vfio_async_dma *dma, size_t start_off,
  *
  * A batch of cold memory is faulted in and zeroed under mmap_lock, for
  * reading, and the VMM's own mmap() and munmap() wait for it, as does a
- * quiesce (an unmap) for the batch in flight. The background works for
- * nobody who waits, so its batches are PIN_BATCH_BACKGROUND pages (cutting
- * them only once the lock is found contended did not help: the writer has
- * waited for that batch by then, and the next one came too soon). A
- * mapping made at once keeps whole batches: its caller waits for all of
- * it anyway.
+ * quiesce (an unmap) for the batch in flight. An unhurried pin (the sweep,
+ * what MAP_NEXT named) works for nobody who waits, so it faults in at most
+ * PIN_FAULTS_UNHURRIED pages a batch (cutting a batch only once the lock
+ * is found contended did not help: the writer has waited for that batch
+ * by then), and lets a waiter have the lock before it takes it for the
+ * next batch (yield_mmap_lock()). The rest keep whole batches: their
+ * callers wait for all of it anyway.
  */
 static int pin_map_pages(struct vfio_async_container *c,
 			 struct vfio_async_dma *dma, size_t start_off,
-			 size_t end_off, bool background, const atomic_t *stop,
-			 struct page **pages, size_t *done)
+			 size_t end_off, unsigned int flags,
+			 const atomic_t *stop, struct page **pages,
+			 size_t *done)
 {
 	/* An empty run where mapping starts: what lies below it is mapped. */
 	struct pfn_run run = { .iova = dma->iova + start_off, .npages = 0 };
-	unsigned long batch = background ? PIN_BATCH_BACKGROUND : PIN_BATCH;
+	bool unhurried = flags & VFIO_ASYNC_PIN_UNHURRIED;
+	unsigned long max_gup = unhurried ? PIN_FAULTS_UNHURRIED : PIN_BATCH;
 	size_t pos = start_off;
 	long prepaid, used = 0;
 	int ret = 0;
@@ -764,12 +814,15 @@ static int pin_map_pages(struct vfio_async_container *c,
 		long got, charged;
 		bool pfnmap;
 
-		ret = pin_interrupted(c, background, stop);
+		if (unhurried)
+			yield_mmap_lock(dma->mm);
+		ret = pin_interrupted(c, flags, stop);
 		if (ret)
 			break;
 
-		want = min_t(size_t, batch, (end_off - pos) >> PAGE_SHIFT);
-		got = pin_batch(dma, dma->vaddr + pos, want, pages, &pfnmap);
+		want = min_t(size_t, PIN_BATCH, (end_off - pos) >> PAGE_SHIFT);
+		got = pin_batch(dma, dma->vaddr + pos, want, max_gup, pages,
+				&pfnmap);
 		if (got < 0) {
 			ret = got;
 			break;
@@ -783,6 +836,8 @@ static int pin_map_pages(struct vfio_async_container *c,
 			continue;
 		}
 
+		if (unhurried)
+			max_gup = unhurried_gup_max(pages[got - 1]);
 		charged = keep_pinnable(c, pages, got);
 		if (charged < 0) {
 			ret = charged;
@@ -858,8 +913,10 @@ static bool adopt_mm(struct vfio_async_dma *dma)
  * @dma: the mapping, the range owned by the caller as a span in flight
  * @start_off: offset in @dma, page aligned
  * @end_off: offset in @dma, page aligned, exclusive, at most @dma->size
- * @background: not the mapping process's own call: give up (-EAGAIN) as
- *		soon as the container is quiesced
+ * @flags: VFIO_ASYNC_PIN_QUIESCE: not the mapping process's own call: give
+ *	   up (-EAGAIN) as soon as the container is quiesced;
+ *	   VFIO_ASYNC_PIN_UNHURRIED: nobody waits for it: let the mapping
+ *	   process have its mmap_lock first (see pin_map_pages())
  * @stop: or NULL; give up (-ECANCELED) as soon as it is set
  *
  * All or nothing: on failure nothing of the range stays mapped or pinned.
@@ -868,7 +925,7 @@ static bool adopt_mm(struct vfio_async_dma *dma)
  */
 int vfio_async_pin_map(struct vfio_async_container *c,
 		       struct vfio_async_dma *dma, size_t start_off,
-		       size_t end_off, bool background, const atomic_t *stop)
+		       size_t end_off, unsigned int flags, const atomic_t *stop)
 {
 	struct mem_cgroup *memcg, *old_memcg;
 	struct page **pages;
@@ -888,8 +945,8 @@ int vfio_async_pin_map(struct vfio_async_container *c,
 
 		memcg = get_mem_cgroup_from_mm(dma->mm);
 		old_memcg = set_active_memcg(memcg);
-		ret = pin_map_pages(c, dma, start_off, end_off, background,
-				    stop, pages, &done);
+		ret = pin_map_pages(c, dma, start_off, end_off, flags, stop,
+				    pages, &done);
 		set_active_memcg(old_memcg);
 		mem_cgroup_put(memcg);
 		if (adopted)

@@ -204,7 +204,7 @@ static bool do_piece(struct split_job *job, unsigned long i, bool helper)
 					 VFIO_ASYNC_HELPER_UNMAP_PIECES, 1);
 		return true;
 	}
-	ret = vfio_async_pin_map(job->c, job->dma, lo, hi, false, &job->stop);
+	ret = vfio_async_pin_map(job->c, job->dma, lo, hi, 0, &job->stop);
 	if (ret) {
 		piece_failed(job, i, ret);
 		return false;
@@ -315,7 +315,10 @@ static void unmap_pieces(struct split_job *job)
 
 /*
  * Do all of @job, with as many helpers as pay for themselves. False, with
- * nothing done, if there was no memory for the bookkeeping.
+ * nothing done, if there was no memory for the bookkeeping, or if no
+ * helper could run beside the caller: one on a single CPU, or a kernel
+ * thread's (a release by a kworker's delayed fput), whose CPU and cgroups
+ * the helpers would take, not the tenant's.
  */
 static bool run_shared(struct split_job *job)
 {
@@ -325,6 +328,9 @@ static bool run_shared(struct split_job *job)
 
 	want = min3((unsigned long)vfio_async_threads - 1, job->nr - 1,
 		    (unsigned long)SPLIT_HELPERS_MAX);
+	want = min(want, (unsigned int)current->nr_cpus_allowed - 1);
+	if (!want || (current->flags & PF_KTHREAD))
+		return false;
 	helpers = kcalloc(want, sizeof(*helpers), GFP_KERNEL_ACCOUNT);
 	if (!job->unmap)
 		job->mapped = bitmap_zalloc(job->nr, GFP_KERNEL_ACCOUNT);
@@ -379,7 +385,7 @@ int vfio_async_pin_map_split(struct vfio_async_container *c,
 	if (worth_sharing(&job, start_off, end_off) &&
 	    shareable(dma, start_off, end_off) && run_shared(&job))
 		return job.error;
-	return vfio_async_pin_map(c, dma, start_off, end_off, false, NULL);
+	return vfio_async_pin_map(c, dma, start_off, end_off, 0, NULL);
 }
 
 /**

@@ -76,7 +76,11 @@
  *                               makes: a first domain given mappings made
  *                               before it; held while a new domain is
  *                               given the existing mappings, which maps
- *                               and pins nothing new)
+ *                               and pins nothing new; a large unmap holds
+ *                               it while it makes helper threads, which
+ *                               takes cgroup_mutex and the hotplug lock,
+ *                               and waits for them, which take nothing of
+ *                               ours, see split.c)
  *   mm->mmap_lock               (read while pinning, write while accounting)
  *   vfio_async_container::chunk_lock (spinlock: chunk state, claims, waits)
  *   vfio_async_work_lock        (spinlock: the list of containers with work)
@@ -396,7 +400,8 @@ struct vfio_async_attr {
  *
  * @lock (a mutex) serialises changes of structure: @domains (and their
  * groups), @iova_ranges, @dma_avail, @pgsize_bitmap, and adding or
- * removing a mapping. It is never held across a pin or a wait.
+ * removing a mapping. It is never held across a pin, nor across a wait but
+for the helpers of a large unmap (split.c), which take no lock of ours.
  * @chunk_lock (a spinlock, taken under @lock when both are) protects the
  * chunk state: every mapping's bitmaps, @sweep, @urgent, @ahead, @waits,
  * @quiesced, @in_flight, @bg_in_flight, @first_error(_iova), and the byte
@@ -515,9 +520,12 @@ void vfio_async_page_shifts(struct mm_struct *mm, unsigned long start,
 			    unsigned int *largest);
 long vfio_async_forget_pages(struct vfio_async_container *c,
 			     struct vfio_async_domain *d);
+/* vfio_async_pin_map() flags */
+#define VFIO_ASYNC_PIN_QUIESCE		BIT(0)
+#define VFIO_ASYNC_PIN_UNHURRIED	BIT(1)
 int vfio_async_pin_map(struct vfio_async_container *c,
 		       struct vfio_async_dma *dma, size_t start_off,
-		       size_t end_off, bool background, const atomic_t *stop);
+		       size_t end_off, unsigned int flags, const atomic_t *stop);
 void vfio_async_unmap_unpin(struct vfio_async_container *c,
 			    struct vfio_async_dma *dma, size_t start_off,
 			    size_t end_off);

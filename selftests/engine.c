@@ -14,6 +14,7 @@
  *   mapping then costs the same number of calls, not one more per domain.
  */
 #include <errno.h>
+#include <sched.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -328,6 +329,49 @@ TEST_F_TIMEOUT(engine, large_map_is_shared_with_a_helper, 600)
 	ASSERT_OK(vmlck_kb(0, &lck1));
 	EXPECT_EQ(pins0, pins1);
 	EXPECT_EQ(lck0, lck1);
+	munmap(va, SPLIT_SIZE);
+	edu_close(&e);
+}
+
+/*
+ * A caller that may run on one CPU only maps alone: a helper would take
+ * its CPU mask and only wait for that CPU. No helper's piece is counted,
+ * and every piece is still mapped to the right pages.
+ */
+TEST_F_TIMEOUT(engine, a_caller_on_one_cpu_maps_alone, 600)
+{
+	long helped0 = 0, helped1 = 0;
+	cpu_set_t all, one;
+	uint64_t unmapped;
+	struct edu e;
+	uint8_t *va;
+	size_t off;
+
+	RETURN_IF_SKIPPED();
+	edu_init(&e);
+	ASSERT_OK(edu_open(&e, self->v.device));
+	ASSERT_OK(edu_scratch_map(&e, self->v.container, IOVA_SCRATCH));
+	va = cold_anon(_metadata, SPLIT_SIZE);
+	ASSERT_EQ(0, sched_getaffinity(0, sizeof(all), &all));
+	CPU_ZERO(&one);
+	CPU_SET(sched_getcpu(), &one);
+	ASSERT_EQ(0, sched_setaffinity(0, sizeof(one), &one));
+	if (served_by_async(variant->iommu_type))
+		ASSERT_OK(sysfs_read_long(HELPER_PIECES, &helped0));
+
+	ASSERT_OK(vfio_map(self->v.container, IOVA_ENGINE, va, SPLIT_SIZE,
+			   VFIO_RW));
+	if (served_by_async(variant->iommu_type))
+		ASSERT_OK(sysfs_read_long(HELPER_PIECES, &helped1));
+	ASSERT_EQ(0, sched_setaffinity(0, sizeof(all), &all));
+	EXPECT_EQ(helped0, helped1);
+	for (off = 0; off < SPLIT_SIZE; off += SPLIT_PIECE) {
+		lands_at(_metadata, &e, va, off);
+		lands_at(_metadata, &e, va, off + SPLIT_PIECE - PAGE_4K);
+	}
+	ASSERT_OK(vfio_unmap(self->v.container, IOVA_ENGINE, SPLIT_SIZE, 0,
+			     &unmapped));
+	EXPECT_EQ(SPLIT_SIZE, unmapped);
 	munmap(va, SPLIT_SIZE);
 	edu_close(&e);
 }
