@@ -283,35 +283,47 @@ static void iova_free_again(struct __test_metadata *_metadata, int container,
 }
 
 /*
- * A large MAP_DMA is pinned by its caller and a helper thread (threads=2,
- * the default): the helper's pieces are counted, and both ends of every
- * piece are mapped to the right pages; unmap gives back every pin and
- * every byte of VmLck.
+ * A large MAP_DMA, from a caller that may run on every CPU or on
+ * @one_cpu only: helpers' pieces counted (some, not all; or none on one
+ * CPU, where a helper would only wait for the caller's CPU), both ends of
+ * every piece mapped to the right pages, and every pin and every byte of
+ * VmLck given back by the unmap.
  */
-TEST_F_TIMEOUT(engine, large_map_is_shared_with_a_helper, 600)
+static void large_map(struct __test_metadata *_metadata,
+		      FIXTURE_DATA(engine) *self, bool async, bool one_cpu)
 {
 	long pins0, pins1, lck0, lck1, helped0 = 0, helped1 = 0;
+	cpu_set_t all, one;
 	uint64_t unmapped;
 	struct edu e;
 	uint8_t *va;
 	size_t off;
 
-	RETURN_IF_SKIPPED();
 	edu_init(&e);
 	ASSERT_OK(edu_open(&e, self->v.device));
 	ASSERT_OK(edu_scratch_map(&e, self->v.container, IOVA_SCRATCH));
 	va = cold_anon(_metadata, SPLIT_SIZE);
+	ASSERT_EQ(0, sched_getaffinity(0, sizeof(all), &all));
+	if (one_cpu) {
+		CPU_ZERO(&one);
+		CPU_SET(sched_getcpu(), &one);
+		ASSERT_EQ(0, sched_setaffinity(0, sizeof(one), &one));
+	}
 	ASSERT_OK(pins_outstanding(&pins0));
 	ASSERT_OK(vmlck_kb(0, &lck0));
-	if (served_by_async(variant->iommu_type))
+	if (async)
 		ASSERT_OK(sysfs_read_long(HELPER_PIECES, &helped0));
 
 	ASSERT_OK(vfio_map(self->v.container, IOVA_ENGINE, va, SPLIT_SIZE,
 			   VFIO_RW));
-	if (served_by_async(variant->iommu_type)) {
+	if (async)
 		ASSERT_OK(sysfs_read_long(HELPER_PIECES, &helped1));
-		TH_LOG("%ld of %lu pieces mapped by a helper",
-		       helped1 - helped0, SPLIT_SIZE / SPLIT_PIECE);
+	ASSERT_EQ(0, sched_setaffinity(0, sizeof(all), &all));
+	TH_LOG("%ld of %lu pieces mapped by a helper", helped1 - helped0,
+	       SPLIT_SIZE / SPLIT_PIECE);
+	if (async && one_cpu) {
+		EXPECT_EQ(helped0, helped1);
+	} else if (async) {
 		EXPECT_GE(helped1 - helped0, 1);
 		EXPECT_LT(helped1 - helped0, (long)(SPLIT_SIZE / SPLIT_PIECE));
 	}
@@ -333,47 +345,20 @@ TEST_F_TIMEOUT(engine, large_map_is_shared_with_a_helper, 600)
 	edu_close(&e);
 }
 
-/*
- * A caller that may run on one CPU only maps alone: a helper would take
- * its CPU mask and only wait for that CPU. No helper's piece is counted,
- * and every piece is still mapped to the right pages.
- */
+/* A large MAP_DMA is pinned by its caller and a helper (threads=2). */
+TEST_F_TIMEOUT(engine, large_map_is_shared_with_a_helper, 600)
+{
+	RETURN_IF_SKIPPED();
+	large_map(_metadata, self, served_by_async(variant->iommu_type),
+		  false);
+}
+
+/* A caller that may run on one CPU only maps alone. */
 TEST_F_TIMEOUT(engine, a_caller_on_one_cpu_maps_alone, 600)
 {
-	long helped0 = 0, helped1 = 0;
-	cpu_set_t all, one;
-	uint64_t unmapped;
-	struct edu e;
-	uint8_t *va;
-	size_t off;
-
 	RETURN_IF_SKIPPED();
-	edu_init(&e);
-	ASSERT_OK(edu_open(&e, self->v.device));
-	ASSERT_OK(edu_scratch_map(&e, self->v.container, IOVA_SCRATCH));
-	va = cold_anon(_metadata, SPLIT_SIZE);
-	ASSERT_EQ(0, sched_getaffinity(0, sizeof(all), &all));
-	CPU_ZERO(&one);
-	CPU_SET(sched_getcpu(), &one);
-	ASSERT_EQ(0, sched_setaffinity(0, sizeof(one), &one));
-	if (served_by_async(variant->iommu_type))
-		ASSERT_OK(sysfs_read_long(HELPER_PIECES, &helped0));
-
-	ASSERT_OK(vfio_map(self->v.container, IOVA_ENGINE, va, SPLIT_SIZE,
-			   VFIO_RW));
-	if (served_by_async(variant->iommu_type))
-		ASSERT_OK(sysfs_read_long(HELPER_PIECES, &helped1));
-	ASSERT_EQ(0, sched_setaffinity(0, sizeof(all), &all));
-	EXPECT_EQ(helped0, helped1);
-	for (off = 0; off < SPLIT_SIZE; off += SPLIT_PIECE) {
-		lands_at(_metadata, &e, va, off);
-		lands_at(_metadata, &e, va, off + SPLIT_PIECE - PAGE_4K);
-	}
-	ASSERT_OK(vfio_unmap(self->v.container, IOVA_ENGINE, SPLIT_SIZE, 0,
-			     &unmapped));
-	EXPECT_EQ(SPLIT_SIZE, unmapped);
-	munmap(va, SPLIT_SIZE);
-	edu_close(&e);
+	large_map(_metadata, self, served_by_async(variant->iommu_type),
+		  true);
 }
 
 /*
