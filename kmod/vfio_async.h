@@ -401,7 +401,7 @@ struct vfio_async_attr {
  * @lock (a mutex) serialises changes of structure: @domains (and their
  * groups), @iova_ranges, @dma_avail, @pgsize_bitmap, and adding or
  * removing a mapping. It is never held across a pin, nor across a wait but
-for the helpers of a large unmap (split.c), which take no lock of ours.
+ * for the helpers of a large unmap (split.c), which take no lock of ours.
  * @chunk_lock (a spinlock, taken under @lock when both are) protects the
  * chunk state: every mapping's bitmaps, @sweep, @urgent, @ahead, @waits,
  * @quiesced, @in_flight, @bg_in_flight, @first_error(_iova), and the byte
